@@ -1,0 +1,62 @@
+# Shared helpers for the scripts in this folder. Source it; do not run it.
+# Every install step is idempotent and quick when the tool is already there.
+
+# step prints one progress line on stderr (quiet with QUIET=1).
+step() { [ "${QUIET:-0}" = 1 ] || printf '==> %s\n' "$*" >&2; }
+
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# repo_root is the checkout this script lives in.
+repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+# need_go checks for a Go toolchain new enough for go.mod.
+need_go() {
+  command -v go >/dev/null 2>&1 || die "Go is not on PATH: install Go 1.26 (https://go.dev/dl) and retry"
+}
+
+APT_UPDATED=0
+# apt_install PKG... installs the Debian packages that are missing.
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "missing packages ${missing[*]} and no apt-get: install them by hand"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  step "installing Debian packages: ${missing[*]}"
+  if [ "$APT_UPDATED" = 0 ]; then
+    $sudo apt-get update -qq >/dev/null || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# go_tool NAME MODULE@VERSION installs a pinned Go tool into $(go env GOPATH)/bin
+# unless that exact version is already there, and prints its path.
+go_tool() {
+  local name=$1 modver=$2
+  local bin; bin="$(go env GOPATH)/bin/$name"
+  local stamp="$bin.version"
+  if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$modver" ]; then
+    step "installing $modver (one-time build)"
+    GOFLAGS= GOTOOLCHAIN=local go install "$modver" >&2 || die "go install $modver failed"
+    echo "$modver" > "$stamp"
+  fi
+  echo "$bin"
+}
+
+# build_crawlctl builds the static binary into bin/crawlctl with version stamps.
+build_crawlctl() {
+  local root; root=$(repo_root)
+  local commit date
+  commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  local pkg=github.com/crawlctl/crawlctl/pkg/version
+  step "building bin/crawlctl ($commit)"
+  (cd "$root" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X $pkg.Version=dev-$commit -X $pkg.Commit=$commit -X $pkg.Date=$date" \
+    -o bin/crawlctl ./cmd/crawlctl) || die "build failed"
+}

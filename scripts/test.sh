@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test: formatting, vet, the Go test suite with the race detector, and
+# the release config check. Installs what the tests need first.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_go
+cd "$(repo_root)"
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
+[ -z "$unformatted" ] || die "gofmt would change: $unformatted (run gofmt -w)"
+
+step "go vet"
+go vet ./...
+
+step "static build (CGO_ENABLED=0)"
+build_crawlctl
+
+step "goreleaser check"
+goreleaser=$(go_tool goreleaser github.com/goreleaser/goreleaser/v2@v2.17.0)
+"$goreleaser" check -q .goreleaser.yaml
+
+step "go test -race"
+go test -race -count=1 -timeout 30m ./...
