@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 )
 
-func mi(v int64) string { return strconv.FormatInt(v, 10) + "Mi" }
+func mi(v int64) string  { return strconv.FormatInt(v, 10) + "Mi" }
 func cpu(v int64) string { return strconv.FormatInt(v, 10) + "m" }
 
 func signed(v int64, unit string) string {
