@@ -17,7 +17,7 @@ step "static build (CGO_ENABLED=0)"
 build_crawlctl
 
 step "goreleaser check"
-goreleaser=$(go_tool goreleaser github.com/goreleaser/goreleaser/v2@v2.17.0)
+goreleaser=$(go_tool goreleaser github.com/goreleaser/goreleaser/v2@v2.16.0)
 "$goreleaser" check -q .goreleaser.yaml
 
 step "go test -race"
