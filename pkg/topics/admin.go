@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Retry carries jobs scheduled for a later attempt (429, 5xx, timeouts):
@@ -43,15 +44,25 @@ func Specs(frontierPartitions int) []Spec {
 // Ensure creates the crawl's topics, explicitly partitioned (never relying on
 // auto-create), and grows a topic that has fewer partitions than asked. It
 // is idempotent.
-func Ensure(ctx context.Context, adm *kadm.Client, frontierPartitions int) error {
+func Ensure(ctx context.Context, cl *kgo.Client, frontierPartitions int) error {
 	if frontierPartitions < 1 {
 		return fmt.Errorf("frontier partitions must be at least 1 (got %d)", frontierPartitions)
 	}
-	existing, err := adm.ListTopics(ctx)
+	specs := Specs(frontierPartitions)
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	// kadm answers from kgo's metadata cache for up to MetadataMinAge:
+	// drop it so what we list is what the broker has, now and afterwards.
+	cl.PurgeTopicsFromClient(names...)
+	defer cl.PurgeTopicsFromClient(names...)
+	adm := kadm.NewClient(cl)
+	existing, err := adm.ListTopics(ctx, names...)
 	if err != nil {
 		return fmt.Errorf("listing Kafka topics: %w", err)
 	}
-	for _, s := range Specs(frontierPartitions) {
+	for _, s := range specs {
 		if d, ok := existing[s.Name]; ok && d.Err == nil {
 			if have := int32(len(d.Partitions)); have < s.Partitions {
 				resp, err := adm.CreatePartitions(ctx, int(s.Partitions-have), s.Name)
