@@ -1,0 +1,303 @@
+// Package api is the control API (`crawlctl run api`): it creates crawl
+// runs from seeds, reports their progress, and exports consumer lag per
+// topic and partition (computed with kadm: no separate lag exporter) and run
+// counters as Prometheus metrics.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/crawlctl/crawlctl/pkg/crawl"
+	"github.com/crawlctl/crawlctl/pkg/openlibrary"
+	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/serve"
+	"github.com/crawlctl/crawlctl/pkg/topics"
+)
+
+// Limits on a run request.
+const (
+	MaxSeeds        = 10_000
+	MaxDepthLimit   = 10
+	DefaultMaxDepth = 3
+	maxBodyBytes    = 1 << 20
+)
+
+// Options configure the API.
+type Options struct {
+	Brokers    []string
+	Target     openlibrary.Target
+	Runs       *runstate.Store
+	Partitions int // frontier partitions, for topic creation
+	Log        *slog.Logger
+	Registry   *prometheus.Registry // metrics are registered here and served at /metrics
+}
+
+// Server is the control API.
+type Server struct {
+	opts   Options
+	cl     *kgo.Client
+	adm    *kadm.Client
+	health serve.Health
+	mux    *http.ServeMux
+}
+
+// New connects to Kafka and builds the API; Start creates the topics.
+func New(opts Options) (*Server, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = topics.DefaultFrontierPartitions
+	}
+	if len(opts.Brokers) == 0 || opts.Runs == nil || opts.Target.Host() == "" {
+		return nil, errors.New("api: Kafka brokers, the run store and the target are required")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(opts.Brokers...), kgo.ProducerLinger(0))
+	if err != nil {
+		return nil, fmt.Errorf("api: Kafka client: %w", err)
+	}
+	s := &Server{opts: opts, cl: cl, adm: kadm.NewClient(cl), mux: http.NewServeMux()}
+	opts.Registry.MustRegister(&lagCollector{s: s}, &runCollector{s: s})
+	s.mux.HandleFunc("POST /api/v1/runs", s.createRun)
+	s.mux.HandleFunc("GET /api/v1/runs", s.listRuns)
+	s.mux.HandleFunc("GET /api/v1/runs/{id}", s.getRun)
+	s.mux.HandleFunc("GET /api/v1/lag", s.lag)
+	s.health.Register(s.mux)
+	serve.Metrics(s.mux, "/metrics", opts.Registry)
+	return s, nil
+}
+
+// Handler serves the API.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Start creates the topics (retrying until Kafka answers or ctx ends) and
+// marks the API ready.
+func (s *Server) Start(ctx context.Context) error {
+	wait := 200 * time.Millisecond
+	for {
+		err := topics.Ensure(ctx, s.cl, s.opts.Partitions)
+		if err == nil {
+			break
+		}
+		s.opts.Log.Warn("creating topics; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("creating topics: %w", err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	s.health.SetReady(true)
+	return nil
+}
+
+// Close releases the Kafka client.
+func (s *Server) Close() { s.cl.Close() }
+
+// apiError is the JSON error body.
+type apiError struct {
+	Error struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Seed    string `json:"seed,omitempty"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, seed, format string, args ...any) {
+	var e apiError
+	e.Error.Code, e.Error.Message, e.Error.Seed = code, fmt.Sprintf(format, args...), seed
+	writeJSON(w, code, e)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// RunRequest is the body of POST /api/v1/runs.
+type RunRequest struct {
+	Name     string   `json:"name"`
+	Seeds    []string `json:"seeds"`
+	MaxDepth *int     `json:"max_depth,omitempty"`
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// Validate turns a request into canonical seed URLs, naming the first bad
+// seed.
+func (s *Server) validate(req RunRequest) (urls []string, depth int, badSeed string, err error) {
+	if req.Name == "" {
+		req.Name = "run"
+	}
+	if !nameRe.MatchString(req.Name) {
+		return nil, 0, "", fmt.Errorf("name %q: use up to 100 letters, digits, '.', '_' or '-'", req.Name)
+	}
+	depth = DefaultMaxDepth
+	if req.MaxDepth != nil {
+		depth = *req.MaxDepth
+	}
+	if depth < 0 || depth > MaxDepthLimit {
+		return nil, 0, "", fmt.Errorf("max_depth %d: use 0 to %d", depth, MaxDepthLimit)
+	}
+	if len(req.Seeds) == 0 || len(req.Seeds) > MaxSeeds {
+		return nil, 0, "", fmt.Errorf("seeds: give 1 to %d seeds (got %d)", MaxSeeds, len(req.Seeds))
+	}
+	seen := map[string]bool{}
+	for i, seed := range req.Seeds {
+		u, err := s.opts.Target.SeedURL(seed)
+		if err != nil {
+			return nil, 0, seed, fmt.Errorf("seed %d (%q): %w", i+1, seed, err)
+		}
+		if !seen[u] {
+			seen[u] = true
+			urls = append(urls, u)
+		}
+	}
+	return urls, depth, "", nil
+}
+
+func newRunID(now time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return "r" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
+	var req RunRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "", "request body: %v (want {\"name\": ..., \"seeds\": [...], \"max_depth\": 3})", err)
+		return
+	}
+	urls, depth, bad, err := s.validate(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, bad, "%v", err)
+		return
+	}
+	run, err := s.Enqueue(r.Context(), req.Name, urls, depth)
+	if err != nil {
+		s.opts.Log.Error("creating run", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "", "creating the run: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, run)
+}
+
+// Enqueue creates a run and publishes its depth-0 jobs.
+func (s *Server) Enqueue(ctx context.Context, name string, urls []string, depth int) (*runstate.Run, error) {
+	if name == "" {
+		name = "run"
+	}
+	now := time.Now().UTC()
+	run := runstate.Run{ID: newRunID(now), Name: name, Target: s.opts.Target.String(), MaxDepth: depth, Seeds: urls, CreatedAt: now}
+	if err := s.opts.Runs.Create(ctx, run); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(urls))
+	recs := make([]*kgo.Record, len(urls))
+	for i, u := range urls {
+		job := crawl.Job{V: crawl.MessageVersion, ID: crawl.JobID(run.ID, "", u), Run: run.ID, Seed: u, URL: u,
+			MaxDepth: depth, CreatedAt: now}
+		b, err := json.Marshal(job)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = job.ID
+		recs[i] = &kgo.Record{Topic: topics.Frontier, Key: job.Key(), Value: b}
+	}
+	if _, err := s.opts.Runs.Enqueue(ctx, run.ID, ids...); err != nil {
+		return nil, err
+	}
+	if err := s.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return nil, fmt.Errorf("publishing seeds to %s: %w", topics.Frontier, err)
+	}
+	s.opts.Log.Info("run created", "run", run.ID, "seeds", len(urls), "max_depth", depth)
+	return s.opts.Runs.Get(ctx, run.ID)
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.opts.Runs.Get(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, runstate.ErrNotFound):
+		writeError(w, http.StatusNotFound, "", "run %q not found", r.PathValue("id"))
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "", "%v", err)
+	default:
+		writeJSON(w, http.StatusOK, run)
+	}
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.ParseInt(r.URL.Query().Get("limit"), 10, 64)
+	if err != nil || n <= 0 || n > 1000 {
+		n = 20
+	}
+	runs, err := s.opts.Runs.List(r.Context(), n)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "", "%v", err)
+		return
+	}
+	if runs == nil {
+		runs = []*runstate.Run{}
+	}
+	writeJSON(w, http.StatusOK, runs)
+}
+
+// LagReport is GET /api/v1/lag: every group's lag per partition.
+type LagReport struct {
+	Groups map[string][]topics.PartitionLag `json:"groups"`
+}
+
+// consumerGroups are the groups the API reports, with their topics.
+var consumerGroups = []struct {
+	group  string
+	topics []string
+}{
+	{topics.WorkerGroup, []string{topics.Frontier, topics.Retry}},
+	{topics.GraphWriterGroup, []string{topics.Results, topics.Edges}},
+}
+
+// Lag computes the report.
+func (s *Server) Lag(ctx context.Context) (*LagReport, error) {
+	rep := &LagReport{Groups: map[string][]topics.PartitionLag{}}
+	for _, g := range consumerGroups {
+		l, err := topics.Lag(ctx, s.adm, g.group, g.topics...)
+		if err != nil {
+			return nil, err
+		}
+		rep.Groups[g.group] = l
+	}
+	return rep, nil
+}
+
+func (s *Server) lag(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	rep, err := s.Lag(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}

@@ -1,0 +1,391 @@
+// Integration tests of the crawl pipeline over TCP with real parts: a
+// Kafka-protocol broker (kfake), redis-server, the Open Library simulator,
+// the control API, crawl workers and the graph writer on SQLite.
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/crawlctl/crawlctl/internal/testenv"
+	"github.com/crawlctl/crawlctl/pkg/crawl"
+	"github.com/crawlctl/crawlctl/pkg/graphstore"
+	"github.com/crawlctl/crawlctl/pkg/openlibrary"
+	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/runtime/api"
+	"github.com/crawlctl/crawlctl/pkg/runtime/graphwriter"
+	"github.com/crawlctl/crawlctl/pkg/runtime/olsim"
+	"github.com/crawlctl/crawlctl/pkg/runtime/worker"
+	"github.com/crawlctl/crawlctl/pkg/topics"
+)
+
+// TestMain lets the test binary act as a worker process, so a test can
+// kill a real worker with SIGKILL.
+func TestMain(m *testing.M) {
+	if os.Getenv("CRAWLCTL_TEST_HELPER") == "worker" {
+		os.Exit(helperWorker())
+	}
+	os.Exit(m.Run())
+}
+
+func helperWorker() int {
+	ctx := context.Background()
+	runs, err := runstate.Open(ctx, os.Getenv("HELPER_REDIS"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tgt, _ := openlibrary.NewTarget(os.Getenv("HELPER_TARGET"))
+	w, err := worker.New(worker.Options{Brokers: strings.Split(os.Getenv("HELPER_BROKERS"), ","), Target: tgt,
+		Store: runs, SessionTimeout: 6 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	w.Run(ctx) // until killed
+	return 0
+}
+
+// stack is a running pipeline.
+type stack struct {
+	t       *testing.T
+	brokers []string
+	redis   string
+	runs    *runstate.Store
+	target  openlibrary.Target
+	apiURL  string
+	graph   *graphstore.Store
+	ctx     context.Context
+	wg      sync.WaitGroup
+}
+
+func startStack(t *testing.T, sim olsim.Options, partitions int) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stack{t: t, brokers: testenv.Kafka(t), redis: testenv.Redis(t), ctx: ctx}
+	t.Cleanup(func() { cancel(); s.wg.Wait() })
+	var err error
+	if s.runs, err = runstate.Open(ctx, s.redis); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.runs.Close() })
+
+	sv, err := olsim.New(sim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	simSrv := httptest.NewServer(sv)
+	t.Cleanup(simSrv.Close)
+	if s.target, err = openlibrary.NewTarget(simSrv.URL); err != nil {
+		t.Fatal(err)
+	}
+
+	a, err := api.New(api.Options{Brokers: s.brokers, Target: s.target, Runs: s.runs, Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	apiSrv := httptest.NewServer(a.Handler())
+	t.Cleanup(apiSrv.Close)
+	s.apiURL = apiSrv.URL
+
+	if s.graph, err = graphstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "graph.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.graph.Close() })
+	gw, err := graphwriter.New(graphwriter.Options{Brokers: s.brokers, Store: s.graph, Runs: s.runs, SessionTimeout: 6 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wg.Go(func() { gw.Run(ctx) })
+	return s
+}
+
+// startWorker runs an in-process worker until the returned stop is called.
+func (s *stack) startWorker(opts worker.Options) (stop func()) {
+	s.t.Helper()
+	opts.Brokers, opts.Target, opts.Store = s.brokers, s.target, s.runs
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = 6 * time.Second
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	w, err := worker.New(opts)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	s.wg.Go(func() { w.Run(ctx); close(done) })
+	return func() { cancel(); <-done }
+}
+
+// startWorkerProcess runs a worker in a child process.
+func (s *stack) startWorkerProcess() *exec.Cmd {
+	s.t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CRAWLCTL_TEST_HELPER=worker", "HELPER_REDIS="+s.redis,
+		"HELPER_TARGET="+s.target.String(), "HELPER_BROKERS="+strings.Join(s.brokers, ","))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// seed creates a run through the HTTP API.
+func (s *stack) seed(req api.RunRequest) *runstate.Run {
+	s.t.Helper()
+	body, _ := json.Marshal(req)
+	resp, err := http.Post(s.apiURL+"/api/v1/runs", "application/json", bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		var e map[string]any
+		json.NewDecoder(resp.Body).Decode(&e)
+		s.t.Fatalf("POST /api/v1/runs: %s %v", resp.Status, e)
+	}
+	var run runstate.Run
+	if err := json.NewDecoder(resp.Body).Decode(&run); err != nil {
+		s.t.Fatal(err)
+	}
+	return &run
+}
+
+func (s *stack) run(id string) *runstate.Run {
+	s.t.Helper()
+	r, err := s.runs.Get(context.Background(), id)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return r
+}
+
+func (s *stack) waitDrained(id string, timeout time.Duration) *runstate.Run {
+	s.t.Helper()
+	var r *runstate.Run
+	testenv.Eventually(s.t, timeout, "run "+id+" to drain", func() bool {
+		r = s.run(id)
+		return r.State == runstate.StateDrained
+	})
+	return r
+}
+
+// producedEdges reads every edge of the run from the edges topic, deduped.
+func (s *stack) producedEdges(run string) map[crawl.Edge]bool {
+	s.t.Helper()
+	cl := testenv.KafkaClient(s.t, s.brokers, kgo.ConsumeTopics(topics.Edges), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(context.Background(), topics.Edges)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	want := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	out := map[crawl.Edge]bool{}
+	for read := int64(0); read < want; {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		fs := cl.PollFetches(ctx)
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			s.t.Fatalf("read %d of %d edge records", read, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			read++
+			var e crawl.Edge
+			if err := crawl.Decode(r.Value, &e); err != nil {
+				s.t.Fatal(err)
+			}
+			if e.Run == run {
+				e.V = 0
+				out[e] = true
+			}
+		})
+	}
+	return out
+}
+
+// checkRun asserts the accounting invariant and that no edge was lost.
+func (s *stack) checkRun(r *runstate.Run) {
+	s.t.Helper()
+	c := r.Counters
+	if c.Enqueued == 0 || c.Enqueued != c.Crawled+c.Deduped+c.DLQ {
+		s.t.Errorf("accounting: enqueued %d != crawled %d + deduped %d + dlq %d", c.Enqueued, c.Crawled, c.Deduped, c.DLQ)
+	}
+	edges := s.producedEdges(r.ID)
+	testenv.Eventually(s.t, 30*time.Second, "the graph writer to store every edge", func() bool {
+		_, n, err := s.graph.Counts(context.Background(), r.ID)
+		return err == nil && n == int64(len(edges))
+	})
+	r = s.run(r.ID)
+	if r.Counters.EdgesWritten != int64(len(edges)) {
+		s.t.Errorf("run reports %d edges written, %d distinct edges produced", r.Counters.EdgesWritten, len(edges))
+	}
+	s.t.Logf("run %s: %+v, %d distinct edges", r.ID, r.Counters, len(edges))
+}
+
+func quietSim() olsim.Options {
+	o := olsim.DefaultOptions()
+	o.NoLimits = true
+	return o
+}
+
+func TestPipelineDrainsWithExactAccounting(t *testing.T) {
+	s := startStack(t, quietSim(), 8)
+	defer s.startWorker(worker.Options{Log: slog.Default()})()
+	defer s.startWorker(worker.Options{})()
+	run := s.seed(api.RunRequest{Name: "twenty", Seeds: openlibrary.Seeds})
+	if run.Counters.Enqueued != 20 || run.MaxDepth != 3 {
+		t.Fatalf("new run: %+v", run)
+	}
+	r := s.waitDrained(run.ID, 90*time.Second)
+	if r.Counters.Crawled < 1000 || r.Counters.DLQ != 0 {
+		t.Errorf("a 20-seed depth-3 crawl of the simulator: %+v", r.Counters)
+	}
+	s.checkRun(r)
+
+	// The same seeds in a new run crawl again: dedupe is per run.
+	run2 := s.seed(api.RunRequest{Name: "again", Seeds: openlibrary.Seeds[:2], MaxDepth: ptr(1)})
+	r2 := s.waitDrained(run2.ID, 60*time.Second)
+	if r2.Counters.Crawled < 3 {
+		t.Errorf("rerun crawled %d URLs: the first run's claims blocked it", r2.Counters.Crawled)
+	}
+	s.checkRun(r2)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestWorkerKilledMidRunLosesNothing kills a worker process with SIGKILL
+// while it holds jobs; another worker takes its partitions and the run
+// drains with exact accounting and every edge stored.
+func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
+	sim := quietSim()
+	sim.Latency = 15 * time.Millisecond
+	s := startStack(t, sim, 8)
+	victim := s.startWorkerProcess()
+	run := s.seed(api.RunRequest{Name: "kill", Seeds: openlibrary.Seeds})
+	testenv.Eventually(t, 60*time.Second, "the victim to crawl 200 URLs", func() bool {
+		return s.run(run.ID).Counters.Crawled >= 200
+	})
+	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	victim.Wait()
+	killedAt := s.run(run.ID).Counters
+	if killedAt.Finished() == killedAt.Enqueued {
+		t.Fatal("the run drained before the kill; the test proves nothing")
+	}
+	defer s.startWorker(worker.Options{})()
+	r := s.waitDrained(run.ID, 120*time.Second)
+	t.Logf("killed at %+v", killedAt)
+	s.checkRun(r)
+}
+
+// TestRateLimitedURLsDoNotStallPartitions limits author pages hard; work
+// pages keep flowing, and every frontier partition drains — including the
+// ones holding author URLs, whose retries wait on the retry topic.
+func TestRateLimitedURLsDoNotStallPartitions(t *testing.T) {
+	sim := olsim.DefaultOptions()
+	sim.Rules = []olsim.Rule{{Name: "authors", Prefix: "/authors/", PerSecond: 0.2, Burst: 1}}
+	s := startStack(t, sim, 8)
+	defer s.startWorker(worker.Options{BackoffBase: time.Second, MaxAttempts: 3})()
+
+	var seeds []string
+	for i := 1; i <= 40; i++ {
+		seeds = append(seeds, fmt.Sprintf("/works/OL%dW", i*64+1)) // exist: first works of author i
+	}
+	seeds = append(seeds, "OL9388A", "OL23919A", "OL26320A", "OL2162284A")
+	run := s.seed(api.RunRequest{Name: "limited", Seeds: seeds, MaxDepth: ptr(0)})
+
+	adm := kadm.NewClient(testenv.KafkaClient(t, s.brokers))
+	testenv.Eventually(t, 20*time.Second, "all 40 works crawled and the frontier drained", func() bool {
+		lag, err := topics.Lag(context.Background(), adm, topics.WorkerGroup, topics.Frontier)
+		if err != nil {
+			return false
+		}
+		for _, l := range lag {
+			if l.Lag != 0 {
+				return false
+			}
+		}
+		return s.run(run.ID).Counters.Crawled >= 40
+	})
+	mid := s.run(run.ID).Counters
+	if mid.Finished() == mid.Enqueued {
+		t.Fatalf("every author finished already (%+v): the limit did not bite", mid)
+	}
+	if mid.Retried == 0 {
+		t.Errorf("no retries scheduled: %+v", mid)
+	}
+	r := s.waitDrained(run.ID, 60*time.Second)
+	if r.Counters.Crawled+r.Counters.DLQ != 44 || r.DLQByReason[crawl.ReasonRateLimited] != r.Counters.DLQ {
+		t.Errorf("final %+v, DLQ %v", r.Counters, r.DLQByReason)
+	}
+	s.checkRun(r)
+}
+
+func TestAPIRejectsBadSeeds(t *testing.T) {
+	s := startStack(t, quietSim(), 2)
+	cases := []struct {
+		body, want, seed string
+	}{
+		{`{"seeds": ["OL9388A", "https://evil.example/works/OL1W.json"]}`, "outside the crawl target", "https://evil.example/works/OL1W.json"},
+		{`{"seeds": ["/etc/passwd"]}`, "not an Open Library", "/etc/passwd"},
+		{`{"seeds": []}`, "give 1 to", ""},
+		{`{"seeds": ["OL1A"], "max_depth": 99}`, "max_depth 99", ""},
+		{`{"seeds": ["OL1A"], "name": "a b"}`, "name", ""},
+		{`{"seeds": ["OL1A"], "depth": 2}`, "unknown field", ""},
+		{`not json`, "request body", ""},
+	}
+	for _, c := range cases {
+		resp, err := http.Post(s.apiURL+"/api/v1/runs", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct {
+			Error struct {
+				Code    int
+				Message string
+				Seed    string
+			}
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || e.Error.Code != 400 || !strings.Contains(e.Error.Message, c.want) || e.Error.Seed != c.seed {
+			t.Errorf("%s: %d %+v", c.body, resp.StatusCode, e.Error)
+		}
+	}
+	runs, err := s.runs.List(context.Background(), 10)
+	if err != nil || len(runs) != 0 {
+		t.Errorf("rejected requests created runs: %v %v", runs, err)
+	}
+	resp, err := http.Get(s.apiURL + "/api/v1/runs/nope")
+	if err != nil || resp.StatusCode != 404 {
+		t.Errorf("unknown run: %v %v", resp.Status, err)
+	}
+}
