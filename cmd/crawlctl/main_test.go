@@ -79,7 +79,11 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"broken config file", invocation{args: []string{"budget"}, configFile: "proxies: [\n"}, exitUsage, "", "is not valid YAML"},
 		{"missing explicit config", invocation{args: []string{"budget", "--config", "/nonexistent/c.yaml"}}, exitUsage, "", "/nonexistent/c.yaml"},
 		{"up not yet", invocation{args: []string{"up"}}, exitError, "", "crawlctl up is not available in this build yet"},
-		{"run worker not yet", invocation{args: []string{"run", "worker"}}, exitError, "", "crawlctl run worker is not available"},
+		{"run proxy not yet", invocation{args: []string{"run", "proxy"}}, exitError, "", "crawlctl run proxy is not available"},
+		{"run worker bad target", invocation{args: []string{"run", "worker", "--target", "ftp://x"}}, exitUsage, "", "--target: target \"ftp://x\" is not an http(s) base URL"},
+		{"run worker bad env", invocation{args: []string{"run", "worker"}, env: map[string]string{"CRAWLCTL_CONCURRENT_JOBS": "many"}}, exitUsage, "", `CRAWLCTL_CONCURRENT_JOBS="many"`},
+		{"run worker no redis", invocation{args: []string{"run", "worker", "--redis", "127.0.0.1:1"}}, exitError, "", "connecting to Redis at 127.0.0.1:1"},
+		{"run olsim bad rule", invocation{args: []string{"run", "olsim", "--rule", "authors:/authors/"}}, exitUsage, "", "is not NAME:PREFIX:RATE[:BURST]"},
 		{"collect not yet", invocation{args: []string{"collect"}}, exitError, "", "not available"},
 	}
 	for _, tt := range tests {

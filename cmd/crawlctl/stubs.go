@@ -43,33 +43,3 @@ func newSeedCommand(*app) *cobra.Command {
 func newCollectCommand(*app) *cobra.Command {
 	return stub("collect", "Snapshot a run's metrics into raw_data/metrics/<scenario>/<run>/", "metrics collection")
 }
-
-// components are the runtimes `crawlctl run` will host.
-var components = []struct{ name, short string }{
-	{"worker", "Crawl worker: consumes the frontier, fetches through the egress pool"},
-	{"graph-writer", "Graph writer: stores results and edges"},
-	{"proxy", "Egress proxy: HTTP forward proxy with one egress address"},
-	{"api", "Control API: runs, seeds, consumer lag metrics"},
-	{"olsim", "Open Library simulator"},
-	{"grid", "Browser grid proxy (WebSocket)"},
-	{"browser", "Browser worker: a supervised Playwright browser server"},
-	{"supervisor", "Local provider supervisor"},
-}
-
-func newRunCommand(*app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "run <component>",
-		Short: "Run one component of the crawl stack in the foreground",
-		Args:  cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return unknownCommand(cmd, args[0])
-			}
-			return cmd.Help()
-		},
-	}
-	for _, c := range components {
-		cmd.AddCommand(stub(c.name, c.short, "the "+c.name+" runtime"))
-	}
-	return cmd
-}

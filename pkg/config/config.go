@@ -151,12 +151,13 @@ func decodeMessage(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// keyAnnotation marks a flag with the config key it sets.
-const keyAnnotation = "crawlctl.config.key"
+// KeyAnnotation marks a flag with the config key it sets (such flags come
+// from the configuration, not from CRAWLCTL_<FLAG> variables).
+const KeyAnnotation = "crawlctl.config.key"
 
 // annotate ties flag name to key.
 func annotate(fs *pflag.FlagSet, name, key string) {
-	_ = fs.SetAnnotation(name, keyAnnotation, []string{key}) // the flag was just added
+	_ = fs.SetAnnotation(name, KeyAnnotation, []string{key}) // the flag was just added
 }
 
 // AddGlobalFlags adds the flags every command has.
@@ -215,7 +216,7 @@ func AddBudgetFlags(fs *pflag.FlagSet) {
 func BindFlags(v *viper.Viper, fs *pflag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if keys := f.Annotations[keyAnnotation]; len(keys) == 1 && err == nil {
+		if keys := f.Annotations[KeyAnnotation]; len(keys) == 1 && err == nil {
 			err = v.BindPFlag(keys[0], f)
 		}
 	})

@@ -31,7 +31,7 @@ func TestEveryFlagHasAKey(t *testing.T) {
 	}
 	bound := map[string]bool{}
 	fs.VisitAll(func(f *pflag.Flag) {
-		k := f.Annotations[keyAnnotation]
+		k := f.Annotations[KeyAnnotation]
 		if len(k) != 1 || !slices.Contains(keys, k[0]) {
 			t.Errorf("flag --%s is tied to %v, not a setting", f.Name, k)
 			return

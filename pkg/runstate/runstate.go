@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,18 @@ type Counters struct {
 // Finished is crawled + deduped + dlq: when it equals Enqueued the run has
 // drained.
 func (c Counters) Finished() int64 { return c.Crawled + c.Deduped + c.DLQ }
+
+func init() {
+	// go-redis logs dial failures with the standard logger; send them to
+	// slog at debug level: Open reports them as errors already.
+	redis.SetLogger(slogLogger{})
+}
+
+type slogLogger struct{}
+
+func (slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, fmt.Sprintf(format, v...), "source", "go-redis")
+}
 
 // Store is the run store.
 type Store struct {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -387,5 +388,61 @@ func TestAPIRejectsBadSeeds(t *testing.T) {
 	resp, err := http.Get(s.apiURL + "/api/v1/runs/nope")
 	if err != nil || resp.StatusCode != 404 {
 		t.Errorf("unknown run: %v %v", resp.Status, err)
+	}
+}
+
+// TestMetricsPassPromlint lints every runtime's metrics, gathered from a
+// stack that has crawled a little.
+func TestMetricsPassPromlint(t *testing.T) {
+	s := startStack(t, quietSim(), 2)
+	workerReg := prometheus.NewRegistry()
+	defer s.startWorker(worker.Options{Registerer: workerReg})()
+	run := s.seed(api.RunRequest{Seeds: []string{"OL9388A"}, MaxDepth: ptr(1)})
+	s.waitDrained(run.ID, 30*time.Second)
+
+	simReg := prometheus.NewRegistry()
+	sim, err := olsim.New(olsim.DefaultOptions(), simReg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 7 { // the json burst is 5: some 200s, then 429s
+		sim.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/works/OL17732W.json", nil))
+	}
+	gwReg := prometheus.NewRegistry()
+	if _, err := graphwriter.New(graphwriter.Options{Brokers: s.brokers, Store: s.graph, Registerer: gwReg}); err != nil {
+		t.Fatal(err)
+	}
+	apiReg := prometheus.NewRegistry()
+	a, err := api.New(api.Options{Brokers: s.brokers, Target: s.target, Runs: s.runs, Registry: apiReg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for name, reg := range map[string]*prometheus.Registry{"worker": workerReg, "olsim": simReg, "graph-writer": gwReg, "api": apiReg} {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(mfs) == 0 {
+			t.Errorf("%s exposes no metrics", name)
+		}
+		problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: %s: %s", name, p.Metric, p.Text)
+		}
+	}
+	// The API exports lag per partition and the run's counters.
+	mfs, _ := apiReg.Gather()
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"crawl_api_consumer_lag_records", "crawl_api_run_urls", "crawl_api_run_drained"} {
+		if !names[n] {
+			t.Errorf("api lacks %s", n)
+		}
 	}
 }

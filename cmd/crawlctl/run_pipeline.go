@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crawlctl/crawlctl/pkg/graphstore"
+	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/runtime/api"
+	"github.com/crawlctl/crawlctl/pkg/runtime/graphwriter"
+	"github.com/crawlctl/crawlctl/pkg/runtime/worker"
+	"github.com/crawlctl/crawlctl/pkg/serve"
+	"github.com/crawlctl/crawlctl/pkg/topics"
+)
+
+func clientID(component string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("crawlctl-%s-%s-%d", component, host, os.Getpid())
+}
+
+func newRunWorkerCommand(a *app) *cobra.Command {
+	var (
+		kafka, redis, target, admin, userAgent string
+		opts                                   worker.Options
+	)
+	cmd := runtimeCommand(a, "worker", "Crawl worker: consumes the frontier, fetches from the target, produces results and edges",
+		func(ctx context.Context, log *slog.Logger) error {
+			tgt, err := parseTarget(target)
+			if err != nil {
+				return err
+			}
+			runs, err := runstate.Open(ctx, redis)
+			if err != nil {
+				return err
+			}
+			defer runs.Close()
+			reg, health := newRegistry(), &serve.Health{}
+			opts.Brokers, opts.Target, opts.Store, opts.UserAgent = brokers(kafka), tgt, runs, userAgent
+			opts.ClientID, opts.Log, opts.Registerer = clientID("worker"), log, reg
+			w, err := worker.New(opts)
+			if err != nil {
+				return err
+			}
+			stop, err := serveAdmin(ctx, admin, health, reg, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			health.SetReady(true)
+			log.Info("worker started", "target", tgt.String(), "concurrent_jobs", opts.ConcurrentJobs)
+			return w.Run(ctx)
+		})
+	f := cmd.Flags()
+	f.StringVar(&kafka, "kafka", defaultKafka, "Kafka bootstrap brokers, comma-separated")
+	f.StringVar(&redis, "redis", defaultRedis, "Redis address (host:port or redis:// URL)")
+	f.StringVar(&target, "target", defaultTarget, "crawl target base URL; URLs elsewhere are never fetched")
+	f.StringVar(&admin, "admin-listen", "127.0.0.1:9101", "address of /healthz, /readyz and /metrics")
+	f.IntVar(&opts.ConcurrentJobs, "concurrent-jobs", 5, "jobs in flight")
+	f.IntVar(&opts.MaxAttempts, "max-attempts", 4, "fetch attempts before the DLQ (429, 5xx, timeouts)")
+	f.DurationVar(&opts.BackoffBase, "backoff-base", 200*time.Millisecond, "first retry delay (doubles per attempt, with jitter)")
+	f.DurationVar(&opts.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay (a Retry-After may ask for more)")
+	f.DurationVar(&opts.FetchTimeout, "fetch-timeout", 30*time.Second, "timeout of one fetch, body included")
+	f.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", 4<<20, "largest response body read")
+	f.StringVar(&userAgent, "user-agent", worker.DefaultUserAgent, "User-Agent: name the crawler and a contact")
+	f.BoolVar(&opts.Robots, "robots", false, "obey the target's robots.txt, including Crawl-delay")
+	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long jobs in flight may finish")
+	return cmd
+}
+
+func newRunGraphWriterCommand(a *app) *cobra.Command {
+	var (
+		kafka, redis, store, admin string
+		opts                       graphwriter.Options
+	)
+	cmd := runtimeCommand(a, "graph-writer", "Graph writer: stores results and edges in the graph store",
+		func(ctx context.Context, log *slog.Logger) error {
+			gs, err := graphstore.Open(ctx, store)
+			if err != nil {
+				return err
+			}
+			defer gs.Close()
+			runs, err := runstate.Open(ctx, redis)
+			if err != nil {
+				return err
+			}
+			defer runs.Close()
+			reg, health := newRegistry(), &serve.Health{}
+			opts.Brokers, opts.Store, opts.Runs, opts.Health = brokers(kafka), gs, runs, health
+			opts.ClientID, opts.Log, opts.Registerer = clientID("graph-writer"), log, reg
+			w, err := graphwriter.New(opts)
+			if err != nil {
+				return err
+			}
+			stop, err := serveAdmin(ctx, admin, health, reg, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			return w.Run(ctx)
+		})
+	f := cmd.Flags()
+	f.StringVar(&kafka, "kafka", defaultKafka, "Kafka bootstrap brokers, comma-separated")
+	f.StringVar(&redis, "redis", defaultRedis, "Redis address, for per-run row counts")
+	f.StringVar(&store, "graph-store", "sqlite:crawl-graph.db", "graph store: sqlite:PATH or postgres://USER@HOST/DB")
+	f.StringVar(&admin, "admin-listen", "127.0.0.1:9102", "address of /healthz, /readyz and /metrics")
+	f.IntVar(&opts.BatchSize, "batch-size", 1000, "records per batch")
+	f.DurationVar(&opts.BatchWait, "batch-wait", 200*time.Millisecond, "longest wait to fill a batch")
+	return cmd
+}
+
+func newRunAPICommand(a *app) *cobra.Command {
+	var (
+		kafka, redis, target, listen string
+		partitions                   int
+	)
+	cmd := runtimeCommand(a, "api", "Control API: creates runs from seeds, reports progress and consumer lag",
+		func(ctx context.Context, log *slog.Logger) error {
+			tgt, err := parseTarget(target)
+			if err != nil {
+				return err
+			}
+			runs, err := runstate.Open(ctx, redis)
+			if err != nil {
+				return err
+			}
+			defer runs.Close()
+			srv, err := api.New(api.Options{Brokers: brokers(kafka), Target: tgt, Runs: runs, Partitions: partitions,
+				Log: log, Registry: newRegistry()})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ln, err := serve.Listen(listen)
+			if err != nil {
+				return err
+			}
+			go func() {
+				if err := srv.Start(ctx); err != nil {
+					log.Error("api not ready", "err", err)
+				}
+			}()
+			return serve.Serve(ctx, ln, srv.Handler(), log)
+		})
+	f := cmd.Flags()
+	f.StringVar(&kafka, "kafka", defaultKafka, "Kafka bootstrap brokers, comma-separated")
+	f.StringVar(&redis, "redis", defaultRedis, "Redis address (host:port or redis:// URL)")
+	f.StringVar(&target, "target", defaultTarget, "crawl target base URL; seeds elsewhere are refused")
+	f.StringVar(&listen, "listen", "127.0.0.1:8090", "listen address")
+	f.IntVar(&partitions, "partitions", topics.DefaultFrontierPartitions, "frontier partitions (topics are created at start)")
+	return cmd
+}
