@@ -6,6 +6,10 @@ source "$(dirname "$0")/lib.sh"
 need_go
 cd "$(repo_root)"
 
+# Real servers the tests start: redis-server, PostgreSQL (run as the
+# postgres user), and runuser/taskset from util-linux.
+apt_install redis-server postgresql util-linux
+
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
 [ -z "$unformatted" ] || die "gofmt would change: $unformatted (run gofmt -w)"

@@ -103,6 +103,9 @@ func Open(ctx context.Context, addr string) (*Store, error) {
 		opts = u
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 5*time.Second, 5*time.Second, 5*time.Second
+	// Commands and replies are small: go-redis's default 32 KiB buffers per
+	// connection would be most of a worker's heap.
+	opts.ReadBufferSize, opts.WriteBufferSize = 4<<10, 4<<10
 	rdb := redis.NewClient(opts)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,8 +55,9 @@ func helperWorker() int {
 		return 1
 	}
 	tgt, _ := openlibrary.NewTarget(os.Getenv("HELPER_TARGET"))
+	jobs, _ := strconv.Atoi(os.Getenv("HELPER_CONCURRENT_JOBS"))
 	w, err := worker.New(worker.Options{Brokers: strings.Split(os.Getenv("HELPER_BROKERS"), ","), Target: tgt,
-		Store: runs, SessionTimeout: 6 * time.Second})
+		Store: runs, SessionTimeout: 6 * time.Second, ConcurrentJobs: jobs})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -66,7 +68,7 @@ func helperWorker() int {
 
 // stack is a running pipeline.
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	brokers []string
 	redis   string
 	runs    *runstate.Store
@@ -77,7 +79,7 @@ type stack struct {
 	wg      sync.WaitGroup
 }
 
-func startStack(t *testing.T, sim olsim.Options, partitions int) *stack {
+func startStack(t testing.TB, sim olsim.Options, partitions int) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &stack{t: t, brokers: testenv.Kafka(t), redis: testenv.Redis(t), ctx: ctx}
@@ -142,12 +144,14 @@ func (s *stack) startWorker(opts worker.Options) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// startWorkerProcess runs a worker in a child process.
-func (s *stack) startWorkerProcess() *exec.Cmd {
+// startWorkerProcess runs a worker in a child process; prefix (such as
+// taskset -c 1) runs before it, env adds to its environment.
+func (s *stack) startWorkerProcess(prefix []string, env ...string) *exec.Cmd {
 	s.t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CRAWLCTL_TEST_HELPER=worker", "HELPER_REDIS="+s.redis,
-		"HELPER_TARGET="+s.target.String(), "HELPER_BROKERS="+strings.Join(s.brokers, ","))
+	argv := append(append([]string{}, prefix...), os.Args[0], "-test.run=^$")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), "CRAWLCTL_TEST_HELPER=worker", "HELPER_REDIS="+s.redis,
+		"HELPER_TARGET="+s.target.String(), "HELPER_BROKERS="+strings.Join(s.brokers, ",")), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -288,7 +292,7 @@ func TestWorkerKilledMidRunLosesNothing(t *testing.T) {
 	sim := quietSim()
 	sim.Latency = 15 * time.Millisecond
 	s := startStack(t, sim, 8)
-	victim := s.startWorkerProcess()
+	victim := s.startWorkerProcess(nil)
 	run := s.seed(api.RunRequest{Name: "kill", Seeds: openlibrary.Seeds})
 	testenv.Eventually(t, 60*time.Second, "the victim to crawl 200 URLs", func() bool {
 		return s.run(run.ID).Counters.Crawled >= 200

@@ -158,9 +158,13 @@ func New(opts Options) (*Worker, error) {
 		kgo.DisableAutoCommit(),
 		kgo.SessionTimeout(opts.SessionTimeout),
 		kgo.FetchMaxWait(250*time.Millisecond),
+		// A worker handles a few jobs at a time; kgo's defaults (50 MiB a
+		// fetch, 1 MiB a partition) would buffer thousands of jobs and
+		// most of a 64 Mi memory limit.
+		kgo.FetchMaxBytes(1<<20),
+		kgo.FetchMaxPartitionBytes(64<<10),
 		kgo.OnPartitionsRevoked(w.onRevoked),
 		kgo.OnPartitionsLost(w.onLost),
-		kgo.ProducerLinger(5*time.Millisecond),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("worker: Kafka client: %w", err)
