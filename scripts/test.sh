@@ -7,8 +7,8 @@ need_go
 cd "$(repo_root)"
 
 # Real servers the tests start: redis-server, PostgreSQL (run as the
-# postgres user), and runuser/taskset from util-linux.
-apt_install redis-server postgresql util-linux
+# postgres user).
+apt_install redis-server postgresql
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))

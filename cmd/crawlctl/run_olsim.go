@@ -62,5 +62,6 @@ func newRunSimulatorCommand(a *app) *cobra.Command {
 	f.DurationVar(&opts.SlowDelay, "slow-delay", opts.SlowDelay, "delay of slow responses")
 	f.Float64Var(&opts.TruncateRatio, "truncate-ratio", 0, "ratio of bodies cut in half")
 	f.DurationVar(&opts.CrawlDelay, "crawl-delay", 0, "Crawl-delay announced in robots.txt")
+	f.StringArrayVar(&opts.Disallow, "disallow", nil, "path prefix robots.txt disallows (repeat)")
 	return cmd
 }

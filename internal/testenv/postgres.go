@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +35,58 @@ func postgresBin(t testing.TB) string {
 // (the server refuses root).
 func Postgres(t testing.TB) string {
 	t.Helper()
+	return StartPostgres(t).DSN
+}
+
+// PostgresServer is a running test server that a test may stop and start
+// again (an outage).
+type PostgresServer struct {
+	DSN   string
+	t     testing.TB
+	start func() *exec.Cmd
+	cmd   *exec.Cmd
+	done  chan struct{}
+}
+
+// Stop shuts the server down (fast shutdown) and waits for it.
+func (p *PostgresServer) Stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	p.cmd = nil
+}
+
+// Start starts a stopped server on the same port and data.
+func (p *PostgresServer) Start() {
+	p.t.Helper()
+	p.cmd = p.start()
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("starting postgres: %v", err)
+	}
+	p.done = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(p.cmd, p.done)
+	db, err := sql.Open("pgx", p.DSN)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer db.Close()
+	Eventually(p.t, 30*time.Second, "PostgreSQL to accept connections", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return db.PingContext(ctx) == nil
+	})
+}
+
+// StartPostgres starts a server like Postgres and returns its handle.
+func StartPostgres(t testing.TB) *PostgresServer {
+	t.Helper()
 	bin := postgresBin(t)
 	dir, err := os.MkdirTemp("", "crawlctl-pg-")
 	if err != nil {
@@ -57,46 +110,35 @@ func Postgres(t testing.TB) string {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			t.Fatal(err)
 		}
+		// The process itself runs as postgres (not through runuser, which
+		// would not pass our signals on and leave the server running).
 		asUser = func(name string, args ...string) *exec.Cmd {
-			return exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(bin, name)}, args...)...)
+			c := exec.Command(filepath.Join(bin, name), args...)
+			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+			c.Dir = dir
+			return c
 		}
 	}
 	if out, err := asUser("initdb", "-D", data, "-A", "trust", "-U", "crawl", "--no-sync").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	port := FreePort(t)
-	srv := asUser("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Stdout, srv.Stderr = logf, logf
-	if err := srv.Start(); err != nil {
-		t.Fatalf("starting postgres: %v", err)
+	t.Cleanup(func() { logf.Close() })
+	p := &PostgresServer{
+		DSN: fmt.Sprintf("postgres://crawl@127.0.0.1:%d/postgres?sslmode=disable", port),
+		t:   t,
+		start: func() *exec.Cmd {
+			srv := asUser("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+				"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+			srv.Stdout, srv.Stderr = logf, logf
+			return srv
+		},
 	}
-	t.Cleanup(func() {
-		srv.Process.Signal(os.Interrupt) // fast shutdown
-		done := make(chan struct{})
-		go func() { srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			srv.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	})
-	dsn := fmt.Sprintf("postgres://crawl@127.0.0.1:%d/postgres?sslmode=disable", port)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	Eventually(t, 30*time.Second, "PostgreSQL to accept connections", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return db.PingContext(ctx) == nil
-	})
-	return dsn
+	p.Start()
+	t.Cleanup(p.Stop)
+	return p
 }

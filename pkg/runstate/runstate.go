@@ -256,9 +256,18 @@ func (s *Store) AddRetried(ctx context.Context, run string) error {
 	return s.rdb.HIncrBy(ctx, runKey(run), "retried", 1).Err()
 }
 
-// SetWritten records the graph store's row counts for a run.
+// setMaxScript raises hash fields to the given values, never lowers them.
+var setMaxScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or 0
+  if tonumber(ARGV[i+1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+end
+return 0`)
+
+// SetWritten records the graph store's row counts for a run. Rows only
+// grow, so a count read earlier by another graph writer never lowers it.
 func (s *Store) SetWritten(ctx context.Context, run string, nodes, edges int64) error {
-	return s.rdb.HSet(ctx, runKey(run), "nodes_written", nodes, "edges_written", edges).Err()
+	return setMaxScript.Run(ctx, s.rdb, []string{runKey(run)}, "nodes_written", nodes, "edges_written", edges).Err()
 }
 
 // Get returns a run with its counters.

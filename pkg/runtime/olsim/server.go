@@ -74,6 +74,9 @@ type Options struct {
 	TruncateRatio float64 // bodies cut in half
 	// CrawlDelay, when set, is announced in robots.txt.
 	CrawlDelay time.Duration
+	// Disallow lists path prefixes robots.txt forbids (it always forbids
+	// /admin).
+	Disallow []string
 }
 
 // DefaultOptions is Open Library's behaviour at real speed.
@@ -282,7 +285,9 @@ func (s *Server) robots(w http.ResponseWriter, _ *http.Request) {
 	if s.opts.CrawlDelay > 0 {
 		fmt.Fprintf(w, "Crawl-delay: %g\n", s.opts.CrawlDelay.Seconds())
 	}
-	fmt.Fprintln(w, "Disallow: /admin")
+	for _, p := range append([]string{"/admin"}, s.opts.Disallow...) {
+		fmt.Fprintln(w, "Disallow: "+p)
+	}
 	fmt.Fprintln(w, "Allow: /")
 }
 
