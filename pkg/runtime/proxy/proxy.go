@@ -1,0 +1,433 @@
+// Package proxy is the egress proxy (`crawlctl run proxy`): an HTTP/1.1
+// forward proxy (absolute-form requests and CONNECT tunnels) that dials out
+// from its own source address, so N proxies are N egress IPs. It is never
+// an open proxy: only destinations on its allow-list are reached.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a proxy.
+type Options struct {
+	// EgressIP is the source address of every upstream connection (nil:
+	// the system's choice).
+	EgressIP net.IP
+	// Allow lists the destinations: host:port, host (ports 80 and 443), or
+	// *.domain[:port]. Empty refuses everything.
+	Allow                 []string
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration
+	TunnelIdleTimeout     time.Duration
+	Log                   *slog.Logger
+	Registerer            prometheus.Registerer
+}
+
+// Proxy is the forward proxy handler.
+type Proxy struct {
+	opts   Options
+	allow  []allowRule
+	dialer *net.Dialer
+	rp     *httputil.ReverseProxy
+	pool   *bufferPool
+	m      metrics
+
+	mu      sync.Mutex
+	tunnels map[net.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+type metrics struct {
+	requests    *prometheus.CounterVec
+	upstream429 prometheus.Counter
+	bytes       *prometheus.CounterVec
+	tunnels     prometheus.Gauge
+	dialErrors  prometheus.Counter
+	refused     *prometheus.CounterVec
+}
+
+// bufferPool lends 32 KiB copy buffers, stored as pointers so Put does not
+// allocate.
+type bufferPool struct{ p sync.Pool }
+
+const bufSize = 32 << 10
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}}
+}
+
+func (b *bufferPool) get() *[]byte  { return b.p.Get().(*[]byte) }
+func (b *bufferPool) put(p *[]byte) { b.p.Put(p) }
+
+// rpPool adapts bufferPool to httputil.BufferPool, which trades slices: it
+// remembers the pointer of each slice it lends.
+type rpPool struct {
+	pool *bufferPool
+	mu   sync.Mutex
+	lent map[*byte]*[]byte
+}
+
+func (r *rpPool) Get() []byte {
+	p := r.pool.get()
+	r.mu.Lock()
+	r.lent[&(*p)[0]] = p
+	r.mu.Unlock()
+	return *p
+}
+
+func (r *rpPool) Put(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	r.mu.Lock()
+	p, ok := r.lent[&b[0]]
+	delete(r.lent, &b[0])
+	r.mu.Unlock()
+	if ok {
+		r.pool.put(p)
+	}
+}
+
+// New builds a proxy.
+func New(opts Options) (*Proxy, error) {
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	if opts.ResponseHeaderTimeout <= 0 {
+		opts.ResponseHeaderTimeout = 30 * time.Second
+	}
+	if opts.TunnelIdleTimeout <= 0 {
+		opts.TunnelIdleTimeout = 2 * time.Minute
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	rules, err := parseAllow(opts.Allow)
+	if err != nil {
+		return nil, err
+	}
+	if len(rules) == 0 {
+		return nil, errors.New("proxy: no allowed destination: give --allow or --target (an open proxy is never the default)")
+	}
+	p := &Proxy{opts: opts, allow: rules, tunnels: map[net.Conn]struct{}{}}
+	p.dialer = &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	if opts.EgressIP != nil {
+		p.dialer.LocalAddr = &net.TCPAddr{IP: opts.EgressIP}
+	}
+	p.m = metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_proxy_requests_total",
+			Help: "Requests by method and the status the proxy answered."}, []string{"method", "code"}),
+		upstream429: prometheus.NewCounter(prometheus.CounterOpts{Name: "crawl_proxy_upstream_rate_limited_total",
+			Help: "Upstream responses with status 429."}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_proxy_bytes_total",
+			Help: "Bytes relayed, by direction (upstream: to the destination, downstream: to the client)."}, []string{"direction"}),
+		tunnels: prometheus.NewGauge(prometheus.GaugeOpts{Name: "crawl_proxy_active_tunnels", Help: "Open CONNECT tunnels."}),
+		dialErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "crawl_proxy_dial_errors_total",
+			Help: "Upstream connections that could not be made."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_proxy_refused_total",
+			Help: "Requests refused, by reason."}, []string{"reason"}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(p.m.requests, p.m.upstream429, p.m.bytes, p.m.tunnels, p.m.dialErrors, p.m.refused)
+	}
+	pool := newBufferPool()
+	transport := &http.Transport{
+		DialContext:           p.dial,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256, // Go's default of 2 throttles a proxy
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = pr.In.URL // absolute-form: the client named the destination
+			pr.Out.Host = pr.In.Host
+		},
+		Transport:  transport,
+		BufferPool: &rpPool{pool: pool, lent: map[*byte]*[]byte{}},
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusTooManyRequests {
+				p.m.upstream429.Inc()
+			}
+			return nil
+		},
+		ErrorHandler: p.upstreamError,
+	}
+	p.pool = pool
+	return p, nil
+}
+
+// dial connects upstream from the egress address.
+func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := p.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		p.m.dialErrors.Inc()
+	}
+	return c, err
+}
+
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusBadGateway
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		code = http.StatusGatewayTimeout
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	p.opts.Log.Debug("upstream error", "url", r.URL.Redacted(), "err", err)
+	http.Error(w, "proxy: upstream "+r.URL.Host+": "+err.Error(), code)
+}
+
+// statusWriter remembers the status and counts bytes to the client.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ServeHTTP proxies absolute-form requests and CONNECT tunnels; the only
+// origin-form request it answers is GET /healthz.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		code := sw.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		p.m.requests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
+		p.m.bytes.WithLabelValues("downstream").Add(float64(sw.bytes))
+	}()
+	if r.Method == http.MethodConnect {
+		p.connect(sw, r)
+		return
+	}
+	if !r.URL.IsAbs() {
+		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
+			io.WriteString(sw, "ok\n")
+			return
+		}
+		p.refuse(sw, http.StatusBadRequest, "not_proxy_request", "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT")
+		return
+	}
+	if r.URL.Scheme != "http" {
+		p.refuse(sw, http.StatusBadRequest, "scheme", "only http:// is proxied in absolute form; use CONNECT for https")
+		return
+	}
+	if ok, why := p.allowed(r.URL.Hostname(), r.URL.Port(), r.URL.Scheme); !ok {
+		p.refuse(sw, http.StatusForbidden, "destination", why)
+		return
+	}
+	if r.ContentLength > 0 {
+		p.m.bytes.WithLabelValues("upstream").Add(float64(r.ContentLength))
+	}
+	p.rp.ServeHTTP(sw, r)
+}
+
+func (p *Proxy) refuse(w http.ResponseWriter, code int, reason, msg string) {
+	p.m.refused.WithLabelValues(reason).Inc()
+	http.Error(w, "proxy: "+msg, code)
+}
+
+// connect opens a tunnel to an allowed host:port.
+func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		p.refuse(w, http.StatusBadRequest, "malformed", "CONNECT needs host:port")
+		return
+	}
+	if ok, why := p.allowed(host, port, ""); !ok {
+		p.refuse(w, http.StatusForbidden, "destination", why)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), p.opts.DialTimeout)
+	up, err := p.dial(ctx, "tcp", r.Host)
+	cancel()
+	if err != nil {
+		http.Error(w, "proxy: dialing "+r.Host+": "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	hj, ok := w.(*statusWriter).ResponseWriter.(http.Hijacker)
+	if !ok {
+		up.Close()
+		http.Error(w, "proxy: connection cannot be hijacked", http.StatusInternalServerError)
+		return
+	}
+	client, brw, err := hj.Hijack()
+	if err != nil {
+		up.Close()
+		return
+	}
+	w.(*statusWriter).code = http.StatusOK
+	if _, err := client.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n")); err != nil {
+		client.Close()
+		up.Close()
+		return
+	}
+	if n := brw.Reader.Buffered(); n > 0 { // bytes the client sent early
+		early, _ := brw.Reader.Peek(n)
+		if _, err := up.Write(early); err != nil {
+			client.Close()
+			up.Close()
+			return
+		}
+	}
+	p.track(client, up)
+}
+
+// track relays a tunnel until either side is done or idle too long.
+func (p *Proxy) track(client, up net.Conn) {
+	p.mu.Lock()
+	p.tunnels[client] = struct{}{}
+	p.mu.Unlock()
+	p.m.tunnels.Inc()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		var wg sync.WaitGroup
+		wg.Go(func() { p.m.bytes.WithLabelValues("upstream").Add(float64(p.pipe(up, client))) })
+		wg.Go(func() { p.m.bytes.WithLabelValues("downstream").Add(float64(p.pipe(client, up))) })
+		wg.Wait()
+		client.Close()
+		up.Close()
+		p.mu.Lock()
+		delete(p.tunnels, client)
+		p.mu.Unlock()
+		p.m.tunnels.Dec()
+	}()
+}
+
+// pipe copies src to dst with a pooled buffer, extending an idle deadline
+// on every read, and half-closes dst at the end.
+func (p *Proxy) pipe(dst, src net.Conn) int64 {
+	buf := p.pool.get()
+	defer p.pool.put(buf)
+	var total int64
+	for {
+		src.SetReadDeadline(time.Now().Add(p.opts.TunnelIdleTimeout))
+		n, err := src.Read(*buf)
+		if n > 0 {
+			if _, werr := dst.Write((*buf)[:n]); werr != nil {
+				break
+			}
+			total += int64(n)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if tc, ok := dst.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	} else {
+		dst.Close()
+	}
+	return total
+}
+
+// CloseTunnels ends every open tunnel (at the drain deadline).
+func (p *Proxy) CloseTunnels() {
+	p.mu.Lock()
+	for c := range p.tunnels {
+		c.Close()
+	}
+	p.mu.Unlock()
+}
+
+// WaitTunnels waits for open tunnels to end, or ctx.
+func (p *Proxy) WaitTunnels(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// allowRule is one allowed destination.
+type allowRule struct {
+	host   string // exact host, or a suffix after "*."
+	suffix bool
+	port   string // "" means 80 and 443
+}
+
+func parseAllow(list []string) ([]allowRule, error) {
+	var out []allowRule
+	for _, a := range list {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a == "" {
+			continue
+		}
+		r := allowRule{host: a}
+		if h, port, err := net.SplitHostPort(a); err == nil {
+			if _, perr := strconv.ParseUint(port, 10, 16); perr != nil {
+				return nil, fmt.Errorf("--allow %q: port %q is not a number", a, port)
+			}
+			r.host, r.port = h, port
+		}
+		if strings.HasPrefix(r.host, "*.") {
+			r.host, r.suffix = r.host[1:], true // ".domain"
+		}
+		if r.host == "" || r.host == "*" || strings.ContainsAny(r.host, "/ ") {
+			return nil, fmt.Errorf("--allow %q: give host, host:port or *.domain[:port]; a wildcard for every host would make an open proxy", a)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// allowed checks a destination; scheme fills in a missing port.
+func (p *Proxy) allowed(host, port, scheme string) (bool, string) {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	for _, r := range p.allow {
+		hostOK := host == r.host || (r.suffix && strings.HasSuffix(host, r.host))
+		portOK := port == r.port || (r.port == "" && (port == "80" || port == "443"))
+		if hostOK && portOK {
+			return true, ""
+		}
+	}
+	return false, fmt.Sprintf("destination %s is not on this proxy's allow-list", net.JoinHostPort(host, port))
+}

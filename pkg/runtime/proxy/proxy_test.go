@@ -1,0 +1,384 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crawlctl/crawlctl/internal/testenv"
+)
+
+// TestMain lets the test binary run as a proxy process for the reload test.
+func TestMain(m *testing.M) {
+	if os.Getenv("CRAWLCTL_TEST_HELPER") == "proxy" {
+		p, err := New(Options{Allow: []string{os.Getenv("HELPER_ALLOW")}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ctx, stop := signalContext()
+		defer stop()
+		err = Serve(ctx, p, ServeOptions{Listen: os.Getenv("HELPER_LISTEN"), AdminListen: "127.0.0.1:0",
+			PIDFile: os.Getenv("HELPER_PIDFILE"), DrainTimeout: 5 * time.Second}, prometheus.NewRegistry(), helperLog())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// backend is an upstream that reports what it saw.
+type backend struct {
+	*httptest.Server
+	mu      sync.Mutex
+	remote  string
+	headers http.Header
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.remote, b.headers = r.RemoteAddr, r.Header.Clone()
+		b.mu.Unlock()
+		if r.URL.Path == "/limited" {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+		fmt.Fprintf(w, "hello %s", r.URL.Path)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func startProxy(t *testing.T, opts Options) (*httptest.Server, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(p)
+	srv.Config.MaxHeaderBytes = 4 << 10
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, reg
+}
+
+func proxiedClient(proxyURL string) *http.Client {
+	u, _ := url.Parse(proxyURL)
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}, Timeout: 10 * time.Second}
+}
+
+func hostOf(s string) string { u, _ := url.Parse(s); return u.Host }
+
+func TestAbsoluteFormForwardsAndStripsHopByHop(t *testing.T) {
+	be := newBackend(t)
+	px, reg := startProxy(t, Options{Allow: []string{hostOf(be.URL)}, EgressIP: net.ParseIP("127.0.0.2")})
+	req, _ := http.NewRequest("GET", be.URL+"/works/OL1W.json", nil)
+	req.Header.Set("Connection", "X-Secret")
+	req.Header.Set("X-Secret", "hop")
+	req.Header.Set("Proxy-Authorization", "Basic c2VjcmV0")
+	req.Header.Set("X-Keep", "end-to-end")
+	resp, err := proxiedClient(px.URL).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hello /works/OL1W.json" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.headers.Get("X-Secret") != "" || be.headers.Get("Proxy-Authorization") != "" || be.headers.Get("X-Keep") != "end-to-end" {
+		t.Errorf("upstream saw headers %v", be.headers)
+	}
+	if host, _, _ := net.SplitHostPort(be.remote); host != "127.0.0.2" {
+		t.Errorf("upstream saw the request from %s, want the egress address 127.0.0.2", be.remote)
+	}
+	if got := counter(reg, "crawl_proxy_requests_total", map[string]string{"method": "GET", "code": "200"}); got != 1 {
+		t.Errorf("requests metric %v", got)
+	}
+}
+
+// counter sums the series of name whose labels include want.
+func counter(reg *prometheus.Registry, name string, want map[string]string) float64 {
+	mfs, _ := reg.Gather()
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				sum += m.GetCounter().GetValue()
+			} else {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func TestUpstream429IsCounted(t *testing.T) {
+	be := newBackend(t)
+	px, reg := startProxy(t, Options{Allow: []string{hostOf(be.URL)}})
+	resp, err := proxiedClient(px.URL).Get(be.URL + "/limited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || counter(reg, "crawl_proxy_upstream_rate_limited_total", nil) != 1 {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+}
+
+func TestConnectTunnelToTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "secure") }))
+	t.Cleanup(ts.Close)
+	px, reg := startProxy(t, Options{Allow: []string{hostOf(ts.URL)}})
+	tr := ts.Client().Transport.(*http.Transport).Clone()
+	pu, _ := url.Parse(px.URL)
+	tr.Proxy = http.ProxyURL(pu)
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(ts.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "secure" {
+		t.Fatalf("through the tunnel: %q", body)
+	}
+	if counter(reg, "crawl_proxy_requests_total", map[string]string{"method": "CONNECT", "code": "200"}) != 1 {
+		t.Error("CONNECT not counted")
+	}
+	tr.CloseIdleConnections()
+	testenv.Eventually(t, 5*time.Second, "the tunnel to close", func() bool {
+		return counter(reg, "crawl_proxy_active_tunnels", nil) == 0
+	})
+}
+
+func TestNeverAnOpenProxy(t *testing.T) {
+	be := newBackend(t)
+	other := newBackend(t)
+	px, reg := startProxy(t, Options{Allow: []string{hostOf(be.URL)}})
+	c := proxiedClient(px.URL)
+	for _, u := range []string{other.URL + "/", "http://169.254.169.254/latest/meta-data/", "http://example.com/"} {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(body), "not on this proxy's allow-list") {
+			t.Errorf("%s: %d %q", u, resp.StatusCode, body)
+		}
+	}
+	// CONNECT elsewhere is refused too.
+	conn, err := net.Dial("tcp", hostOf(px.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hostOf(other.URL), hostOf(other.URL))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 403 {
+		t.Errorf("CONNECT elsewhere: %v %v", resp, err)
+	}
+	if got := counter(reg, "crawl_proxy_refused_total", map[string]string{"reason": "destination"}); got != 4 {
+		t.Errorf("refused metric %v, want 4", got)
+	}
+	if _, err := New(Options{}); err == nil {
+		t.Error("a proxy with no allow-list was built")
+	}
+	for _, bad := range []string{"*", "*:80", "a b", "host:port"} {
+		if _, err := New(Options{Allow: []string{bad}}); err == nil {
+			t.Errorf("allow %q accepted", bad)
+		}
+	}
+}
+
+func TestMalformedAndOversized(t *testing.T) {
+	be := newBackend(t)
+	px, _ := startProxy(t, Options{Allow: []string{hostOf(be.URL)}})
+	raw := func(req string) int {
+		conn, err := net.Dial("tcp", hostOf(px.URL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, req)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", req[:min(len(req), 40)], err)
+		}
+		return resp.StatusCode
+	}
+	cases := []struct {
+		name, req string
+		want      int
+	}{
+		{"garbage", "GARBAGE\r\n\r\n", 400},
+		{"origin form", "GET /works HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200},
+		{"ftp", "GET ftp://" + hostOf(be.URL) + "/ HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"connect without port", "CONNECT example.com HTTP/1.1\r\nHost: example.com\r\n\r\n", 400},
+		{"oversized header", "GET " + be.URL + "/ HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", 431},
+	}
+	for _, c := range cases {
+		if got := raw(c.req); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	// Still serving afterwards.
+	resp, err := proxiedClient(px.URL).Get(be.URL + "/ok")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after bad requests: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// TestReloadLosesNoRequest sends requests without pause over keep-alive
+// connections while the proxy process gets 20 SIGHUPs; every request must
+// succeed.
+func TestReloadLosesNoRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 21 processes")
+	}
+	be := newBackend(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "proxy.pid")
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CRAWLCTL_TEST_HELPER=proxy", "HELPER_ALLOW="+hostOf(be.URL),
+		"HELPER_LISTEN="+listen, "HELPER_PIDFILE="+pidFile)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	pid := func() int {
+		b, _ := os.ReadFile(pidFile)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	testenv.Eventually(t, 10*time.Second, "the proxy to write its pid", func() bool { return pid() > 0 })
+	t.Cleanup(func() {
+		if p := pid(); p > 0 {
+			syscall.Kill(p, syscall.SIGTERM)
+		}
+	})
+
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: listen}), MaxIdleConnsPerHost: 8}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				resp, err := client.Get(be.URL + "/reload")
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				} else {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	seen := map[int]bool{}
+	for i := range 20 {
+		old := pid()
+		seen[old] = true
+		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		testenv.Eventually(t, 20*time.Second, "the new process to take over", func() bool { p := pid(); return p != old && p > 0 })
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	t.Logf("%d requests through 20 reloads, %d failed (%d processes)", ok.Load(), failed.Load(), len(seen)+1)
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed during reloads; first: %v", failed.Load(), firstErr.Load())
+	}
+	if ok.Load() < 1000 {
+		t.Errorf("only %d requests went through: the test did not load the proxy", ok.Load())
+	}
+	// Every replaced process drained and exited.
+	testenv.Eventually(t, 15*time.Second, "old processes to exit", func() bool {
+		for p := range seen {
+			if running(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// running reports whether pid is alive (a zombie, exited but not yet
+// reaped by its new parent, is not).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func helperLog() *slog.Logger {
+	if os.Getenv("HELPER_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return discardLog()
+}
