@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/graphstore"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
@@ -29,6 +30,8 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 		kafka, redis, target, admin, userAgent string
 		gogc                                   int
 		opts                                   worker.Options
+		pool                                   []string
+		pacing                                 egress.Options
 	)
 	cmd := runtimeCommand(a, "worker", "Crawl worker: consumes the frontier, fetches from the target, produces results and edges",
 		func(ctx context.Context, log *slog.Logger) error {
@@ -47,6 +50,25 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 			reg, health := newRegistry(), &serve.Health{}
 			opts.Brokers, opts.Target, opts.Store, opts.UserAgent = brokers(kafka), tgt, runs, userAgent
 			opts.ClientID, opts.Log, opts.Registerer = clientID("worker"), log, reg
+			if len(pool) == 0 {
+				pool = brokers(os.Getenv("PROXY_POOL")) // the reference crawler's variable
+			}
+			if len(pool) > 0 {
+				if pacing.Scope == "" {
+					pacing.Scope = egress.ScopeEgress
+					if tgt.IsReal() {
+						pacing.Scope = egress.ScopeClient // Open Library's quota is per client
+					}
+				}
+				pacing.Proxies, pacing.Log, pacing.Registerer = pool, log, reg
+				p, err := egress.New(pacing)
+				if err != nil {
+					return usageError{err}
+				}
+				defer p.Close()
+				opts.Fetcher = p
+				log.Info("fetching through the egress pool", "proxies", len(pool), "assignment", pacing.Assignment, "scope", pacing.Scope, "rate", pacing.Rate)
+			}
 			w, err := worker.New(opts)
 			if err != nil {
 				return err
@@ -75,6 +97,11 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 	f.BoolVar(&opts.Robots, "robots", false, "obey the target's robots.txt, including Crawl-delay")
 	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long jobs in flight may finish")
 	f.IntVar(&gogc, "gogc", 50, "Go GC percent (GOGC wins when set): 50 keeps a worker near its 32Mi request for ~5% CPU")
+	f.StringSliceVar(&pool, "proxy-pool", nil, "egress proxy URLs, comma-separated (also PROXY_POOL); none: fetch directly")
+	f.StringVar((*string)(&pacing.Assignment), "proxy-assignment", string(egress.AssignPace), "pace: per request, soonest pacing slot then fewest in flight; hash: the reference's hash(hostname) % pool")
+	f.StringVar((*string)(&pacing.Scope), "politeness-scope", "", "egress: a rate per egress IP (simulator, own sites); client: one rate for all egress (default for openlibrary.org, whose quota is per client)")
+	f.Float64Var(&pacing.Rate, "egress-rate", 3, "requests/s per pacing queue (Open Library: 3 with an identifying User-Agent)")
+	f.IntVar(&pacing.Burst, "egress-burst", 1, "pacing burst")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,12 +28,14 @@ import (
 
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/crawl"
+	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/graphstore"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 	"github.com/crawlctl/crawlctl/pkg/runtime/graphwriter"
 	"github.com/crawlctl/crawlctl/pkg/runtime/olsim"
+	"github.com/crawlctl/crawlctl/pkg/runtime/proxy"
 	"github.com/crawlctl/crawlctl/pkg/runtime/worker"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
@@ -74,6 +77,7 @@ type stack struct {
 	target  openlibrary.Target
 	apiURL  string
 	graph   *graphstore.Store
+	simReg  *prometheus.Registry
 	ctx     context.Context
 	wg      sync.WaitGroup
 }
@@ -89,7 +93,8 @@ func startStack(t testing.TB, sim olsim.Options, partitions int) *stack {
 	}
 	t.Cleanup(func() { s.runs.Close() })
 
-	sv, err := olsim.New(sim, nil)
+	s.simReg = prometheus.NewRegistry()
+	sv, err := olsim.New(sim, s.simReg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,6 +379,69 @@ func TestRobotsTxt(t *testing.T) {
 		t.Errorf("%d fetches in %v: Crawl-delay not honoured (at least %v)", r.Counters.Crawled, elapsed, minimum)
 	}
 	s.checkRun(r)
+}
+
+// simCounter sums a simulator counter by client IP.
+func (s *stack) simCounter(name string) map[string]float64 {
+	mfs, err := s.simReg.Gather()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "client_ip" {
+					out[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestCrawlThroughPacedEgressPool crawls through three real egress proxies
+// (one loopback address each) against per-IP limits: every egress is used,
+// the run drains with exact accounting, and pacing keeps 429s under 1%.
+func TestCrawlThroughPacedEgressPool(t *testing.T) {
+	sim := olsim.DefaultOptions()
+	sim.TimeFactor = 20 // *.json: 60 requests/s per client IP, burst 5
+	s := startStack(t, sim, 8)
+	var proxies []string
+	for i := range 3 {
+		px, err := proxy.New(proxy.Options{Allow: []string{s.target.Host()}, EgressIP: net.IPv4(127, 0, 0, byte(i+2))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(px)
+		t.Cleanup(srv.Close)
+		proxies = append(proxies, srv.URL)
+	}
+	pool, err := egress.New(egress.Options{Proxies: proxies, Rate: 60, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	defer s.startWorker(worker.Options{Fetcher: pool, ConcurrentJobs: 20})()
+	run := s.seed(api.RunRequest{Name: "egress", Seeds: openlibrary.Seeds, MaxDepth: ptr(2)})
+	r := s.waitDrained(run.ID, 2*time.Minute)
+	s.checkRun(r)
+	requests, limited := s.simCounter("crawl_olsim_requests_total"), s.simCounter("crawl_olsim_rate_limited_total")
+	var total, refused float64
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		if requests[ip] < float64(r.Counters.Crawled)/6 {
+			t.Errorf("egress %s made %v of %d requests: %v", ip, requests[ip], r.Counters.Crawled, requests)
+		}
+		total += requests[ip]
+		refused += limited[ip]
+	}
+	t.Logf("%d URLs through 3 egress: %v requests, %v refused with 429", r.Counters.Crawled, total, refused)
+	if refused > total/100 {
+		t.Errorf("%v of %v requests were refused: pacing should keep 429s under 1%%", refused, total)
+	}
 }
 
 func TestAPIRejectsBadSeeds(t *testing.T) {
