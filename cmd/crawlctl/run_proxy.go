@@ -71,6 +71,7 @@ func newRunProxyCommand(a *app) *cobra.Command {
 	f.DurationVar(&so.DrainTimeout, "drain-timeout", 30*time.Second, "how long in-flight requests and tunnels may finish on SIGTERM or after a SIGHUP hand-off")
 	f.IntVar(&so.MaxHeaderBytes, "max-header-bytes", 32<<10, "largest request header block (larger: 431)")
 	f.StringVar(&so.PIDFile, "pid-file", "", "write the serving process's pid here (it changes on SIGHUP)")
+	f.BoolVar(&so.Pprof, "pprof", false, "serve /debug/pprof/ on the admin port")
 	f.DurationVar(&opts.DialTimeout, "dial-timeout", 10*time.Second, "upstream connect timeout")
 	f.DurationVar(&opts.ResponseHeaderTimeout, "response-header-timeout", 30*time.Second, "upstream response header timeout")
 	f.DurationVar(&opts.TunnelIdleTimeout, "tunnel-idle-timeout", 2*time.Minute, "close a CONNECT tunnel idle this long")

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 )
@@ -36,7 +36,7 @@ func benchWorker(b *testing.B, concurrent int) {
 		}
 		prefix = []string{"taskset", "-c", "1"}
 	}
-	w := exec.Command(prefix[0], append(prefix[1:], crawlctlBinary(b), "run", "worker", "-q",
+	w := exec.Command(prefix[0], append(prefix[1:], testenv.Crawlctl(b), "run", "worker", "-q",
 		"--kafka", strings.Join(s.brokers, ","), "--redis", s.redis, "--target", s.target.String(),
 		"--admin-listen", "127.0.0.1:0", "--concurrent-jobs", strconv.Itoa(concurrent))...)
 	w.Env = append(os.Environ(), "GOMAXPROCS=1")
@@ -68,33 +68,6 @@ func benchWorker(b *testing.B, concurrent int) {
 	b.ReportMetric(0, "ns/op") // a run's wall time is not the figure
 }
 
-// crawlctlBinary builds crawlctl once per benchmark run.
-func crawlctlBinary(b *testing.B) string {
-	b.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "crawlctl-bench-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "crawlctl")
-		out, err := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/crawlctl/crawlctl/cmd/crawlctl").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		b.Fatal(binErr)
-	}
-	return binPath
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
 // sampleAnon samples a process's anonymous resident memory every 10ms
 // (the part that is its own: the binary's pages are shared) and returns a
 // function giving the peak.
@@ -110,7 +83,7 @@ func sampleAnon(pid int) func() float64 {
 			case <-stop:
 				return
 			case <-t.C:
-				if v := statusMiB(pid, "RssAnon:"); v > 0 {
+				if v := testenv.StatusMiB(pid, "RssAnon:"); v > 0 {
 					mu.Lock()
 					peak = max(peak, v)
 					mu.Unlock()
@@ -126,24 +99,9 @@ func sampleAnon(pid int) func() float64 {
 	}
 }
 
-// statusMiB reads a kB field of /proc/PID/status in MiB (0 if absent).
-func statusMiB(pid int, field string) float64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
 // peakRSSMiB is a process's peak resident set (VmHWM).
 func peakRSSMiB(b *testing.B, pid int) float64 {
-	v := statusMiB(pid, "VmHWM:")
+	v := testenv.StatusMiB(pid, "VmHWM:")
 	if v == 0 {
 		b.Fatal("no VmHWM in /proc status")
 	}

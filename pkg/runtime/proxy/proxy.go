@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +40,7 @@ type Proxy struct {
 	opts   Options
 	allow  []allowRule
 	dialer *net.Dialer
-	rp     *httputil.ReverseProxy
+	up     *upstreams
 	pool   *bufferPool
 	m      metrics
 
@@ -59,8 +58,8 @@ type metrics struct {
 	refused     *prometheus.CounterVec
 }
 
-// bufferPool lends 32 KiB copy buffers, stored as pointers so Put does not
-// allocate.
+// bufferPool lends 32 KiB copy buffers (responses and tunnels), stored as
+// pointers so Put does not allocate.
 type bufferPool struct{ p sync.Pool }
 
 const bufSize = 32 << 10
@@ -71,35 +70,6 @@ func newBufferPool() *bufferPool {
 
 func (b *bufferPool) get() *[]byte  { return b.p.Get().(*[]byte) }
 func (b *bufferPool) put(p *[]byte) { b.p.Put(p) }
-
-// rpPool adapts bufferPool to httputil.BufferPool, which trades slices: it
-// remembers the pointer of each slice it lends.
-type rpPool struct {
-	pool *bufferPool
-	mu   sync.Mutex
-	lent map[*byte]*[]byte
-}
-
-func (r *rpPool) Get() []byte {
-	p := r.pool.get()
-	r.mu.Lock()
-	r.lent[&(*p)[0]] = p
-	r.mu.Unlock()
-	return *p
-}
-
-func (r *rpPool) Put(b []byte) {
-	if len(b) == 0 {
-		return
-	}
-	r.mu.Lock()
-	p, ok := r.lent[&b[0]]
-	delete(r.lent, &b[0])
-	r.mu.Unlock()
-	if ok {
-		r.pool.put(p)
-	}
-}
 
 // New builds a proxy.
 func New(opts Options) (*Proxy, error) {
@@ -143,32 +113,8 @@ func New(opts Options) (*Proxy, error) {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(p.m.requests, p.m.upstream429, p.m.bytes, p.m.tunnels, p.m.dialErrors, p.m.refused)
 	}
-	pool := newBufferPool()
-	transport := &http.Transport{
-		DialContext:           p.dial,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256, // Go's default of 2 throttles a proxy
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL = pr.In.URL // absolute-form: the client named the destination
-			pr.Out.Host = pr.In.Host
-		},
-		Transport:  transport,
-		BufferPool: &rpPool{pool: pool, lent: map[*byte]*[]byte{}},
-		ModifyResponse: func(resp *http.Response) error {
-			if resp.StatusCode == http.StatusTooManyRequests {
-				p.m.upstream429.Inc()
-			}
-			return nil
-		},
-		ErrorHandler: p.upstreamError,
-	}
-	p.pool = pool
+	p.pool = newBufferPool()
+	p.up = &upstreams{dial: p.dial, maxIdle: 256, idle: map[string][]*upConn{}}
 	return p, nil
 }
 
@@ -182,13 +128,13 @@ func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error
 }
 
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusBadGateway
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		code = http.StatusGatewayTimeout
-	}
 	if errors.Is(err, context.Canceled) {
 		return // the client went away
+	}
+	code := http.StatusBadGateway
+	var ue *upstreamError
+	if errors.As(err, &ue) && ue.timeout {
+		code = http.StatusGatewayTimeout
 	}
 	p.opts.Log.Debug("upstream error", "url", r.URL.Redacted(), "err", err)
 	http.Error(w, "proxy: upstream "+r.URL.Host+": "+err.Error(), code)
@@ -260,7 +206,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > 0 {
 		p.m.bytes.WithLabelValues("upstream").Add(float64(r.ContentLength))
 	}
-	p.rp.ServeHTTP(sw, r)
+	buf := p.pool.get()
+	defer p.pool.put(buf)
+	if err := p.forward(sw, r, *buf); err != nil {
+		p.upstreamError(sw, r, err)
+	}
 }
 
 func (p *Proxy) refuse(w http.ResponseWriter, code int, reason, msg string) {
@@ -336,20 +286,35 @@ func (p *Proxy) track(client, up net.Conn) {
 	}()
 }
 
-// pipe copies src to dst with a pooled buffer, extending an idle deadline
-// on every read, and half-closes dst at the end.
+// pipe copies src to dst, extending an idle deadline on every read, and
+// half-closes dst at the end. An idle tunnel waits on a small buffer; a
+// pooled 32 KiB buffer is taken only while data streams, so a thousand
+// quiet tunnels do not hold 64 MiB of buffers.
 func (p *Proxy) pipe(dst, src net.Conn) int64 {
-	buf := p.pool.get()
-	defer p.pool.put(buf)
+	var small [2 << 10]byte
 	var total int64
-	for {
+	read := func(b []byte) (int, error) {
 		src.SetReadDeadline(time.Now().Add(p.opts.TunnelIdleTimeout))
-		n, err := src.Read(*buf)
+		n, err := src.Read(b)
 		if n > 0 {
-			if _, werr := dst.Write((*buf)[:n]); werr != nil {
-				break
+			if _, werr := dst.Write(b[:n]); werr != nil {
+				return n, werr
 			}
 			total += int64(n)
+		}
+		return n, err
+	}
+	for {
+		n, err := read(small[:])
+		if err == nil && n == len(small) { // a stream: copy it with a big buffer until it pauses
+			buf := p.pool.get()
+			for err == nil && n > 0 {
+				n, err = read(*buf)
+				if n < len(*buf) {
+					break
+				}
+			}
+			p.pool.put(buf)
 		}
 		if err != nil {
 			break

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -31,6 +32,8 @@ type ServeOptions struct {
 	// PIDFile, when set, gets the serving process's pid (it changes on
 	// SIGHUP).
 	PIDFile string
+	// Pprof serves /debug/pprof/ on the admin port.
+	Pprof bool
 }
 
 // Serve runs the proxy until ctx ends (drain and return) or a SIGHUP hands
@@ -72,6 +75,10 @@ func Serve(ctx context.Context, p *Proxy, so ServeOptions, reg prometheus.Gather
 	adminMux := http.NewServeMux()
 	health.Register(adminMux)
 	serve.Metrics(adminMux, "/metrics", reg)
+	if so.Pprof {
+		adminMux.HandleFunc("/debug/pprof/", pprof.Index)
+		adminMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	admin := &http.Server{Handler: adminMux, ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
@@ -120,6 +127,7 @@ wait:
 		p.CloseTunnels()
 	}
 	admin.Close()
+	p.up.closeIdle()
 	if err != nil {
 		log.Warn("drain deadline passed with requests in flight", "err", err)
 	}
