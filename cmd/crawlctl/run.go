@@ -49,7 +49,7 @@ SIGTERM or Ctrl-C drains the component and stops it.`,
 		newRunProxyCommand(a),
 		stub("grid", "Browser grid proxy (WebSocket)", "the grid runtime"),
 		stub("browser", "Browser worker: a supervised Playwright browser server", "the browser worker runtime"),
-		stub("supervisor", "Local provider supervisor", "the local provider"),
+		newRunSupervisorCommand(a),
 	)
 	return cmd
 }

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/cluster/local"
+	"github.com/crawlctl/crawlctl/pkg/openlibrary"
+	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/runtime/api"
+)
+
+// progress prints a step line on stderr unless -q.
+func (a *app) progress(format string, args ...any) {
+	if !a.cfg.Quiet {
+		fmt.Fprintf(a.errOut, "• "+format+"\n", args...)
+	}
+}
+
+// localProvider is the local provider of the configured stack name.
+func (a *app) localProvider() (*local.Provider, error) {
+	p, err := local.New(a.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	p.Progress = a.progress
+	return p, nil
+}
+
+func newUpCommand(a *app) *cobra.Command {
+	var (
+		provider, target string
+		timeFactor       float64
+		timeout          time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Bring the crawl stack up (local processes, or a Kind cluster when Docker answers)",
+		Long: `up sizes the stack with the budget (see crawlctl budget), starts it and waits
+until every component is ready, then prints the endpoints.
+
+--provider auto picks kind when a Docker daemon answers and local otherwise.
+The local provider runs the stack as processes under a supervisor: the
+Kafka-protocol broker and the Redis-protocol server are in memory.`,
+		Example: `  crawlctl up
+  crawlctl up --proxies 1 --sim-time-factor 10
+  crawlctl up --provider local --partitions 8`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			chosen, why, err := cluster.Choose(ctx, provider)
+			if err != nil {
+				return usageError{err}
+			}
+			a.progress("provider %s: %s", chosen, why)
+			if chosen == cluster.Kind {
+				return errors.New("the kind provider is not available in this build yet; use --provider local")
+			}
+			p, err := a.localProvider()
+			if err != nil {
+				return err
+			}
+			res, err := p.Up(ctx, local.Spec{Name: a.cfg.Name, Budget: a.cfg.Input, Target: target, SimTimeFactor: timeFactor}, timeout)
+			if err != nil {
+				return err
+			}
+			if res.AlreadyUp {
+				a.progress("already up (pid %d)", res.State.PID)
+			}
+			return a.printObject(res.State, func(w io.Writer) error {
+				e := res.State.Endpoints
+				fmt.Fprintf(w, "stack %q is up (local, supervisor pid %d, state in %s)\n", a.cfg.Name, res.State.PID, p.Dir)
+				fmt.Fprintf(w, "  api:       %s\n", e.API)
+				if e.Simulator != "" {
+					fmt.Fprintf(w, "  simulator: %s\n", e.Simulator)
+				}
+				fmt.Fprintf(w, "  kafka:     %s (in memory)\n  redis:     %s (in memory)\n", e.Kafka, e.Redis)
+				fmt.Fprintf(w, "next: crawlctl seed --count 20\n")
+				return nil
+			})
+		},
+	}
+	addBudgetFlags(cmd)
+	f := cmd.Flags()
+	f.StringVar(&provider, "provider", cluster.Auto, "auto, local or kind")
+	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
+	f.Float64Var(&timeFactor, "sim-time-factor", 1, "scale the simulator's rate limits (10: ten times faster runs)")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready")
+	return cmd
+}
+
+func newDownCommand(a *app) *cobra.Command {
+	var purge bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the crawl stack",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := a.localProvider()
+			if err != nil {
+				return err
+			}
+			wasUp, err := p.Down(cmd.Context(), purge, 2*time.Minute)
+			if err != nil {
+				return err
+			}
+			if wasUp {
+				a.progress("stack %q is down", a.cfg.Name)
+			} else {
+				a.progress("stack %q was not up", a.cfg.Name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the state directory (logs, graph store)")
+	return cmd
+}
+
+func newStatusCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show components, replicas, frontier lag and run progress",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := a.localProvider()
+			if err != nil {
+				return err
+			}
+			st, err := p.Status(cmd.Context())
+			if errors.Is(err, local.ErrNotUp) {
+				return fmt.Errorf("stack %q is not up: run `crawlctl up`", a.cfg.Name)
+			}
+			if err != nil {
+				return err
+			}
+			return a.printObject(st, func(w io.Writer) error { return writeStatus(w, st) })
+		},
+	}
+}
+
+func writeStatus(w io.Writer, st *local.Status) error {
+	fmt.Fprintf(w, "stack %q (%s, supervisor pid %d), api %s\n\n", st.Name, st.Provider, st.PID, st.Endpoints.API)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tREADY\tDESIRED\tMAX\tRESTARTS")
+	restarts := map[string]int{}
+	for _, c := range st.Components {
+		restarts[c.Name] += c.Restarts
+	}
+	for _, name := range []string{"proxy", "graph-writer", "worker"} {
+		r := st.Replicas[name]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", name, r.Ready, r.Desired, r.Max, restarts[name])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nfrontier lag: %d", st.LagTotal)
+	var busy []string
+	for _, l := range st.Lag {
+		if l.Lag > 0 {
+			busy = append(busy, fmt.Sprintf("p%d=%d", l.Partition, l.Lag))
+		}
+	}
+	if len(busy) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(busy, " "))
+	}
+	fmt.Fprintln(w)
+	if r := st.Run; r != nil {
+		c := r.Counters
+		fmt.Fprintf(w, "run %s (%s): %s; enqueued %d, crawled %d, deduped %d, retried %d, dlq %d, edges written %d\n",
+			r.ID, r.Name, r.State, c.Enqueued, c.Crawled, c.Deduped, c.Retried, c.DLQ, c.EdgesWritten)
+	}
+	return nil
+}
+
+func newSeedCommand(a *app) *cobra.Command {
+	var (
+		count, maxDepth int
+		file, runName   string
+	)
+	cmd := &cobra.Command{
+		Use:   "seed",
+		Short: "Start a crawl run from seeds",
+		Long: `seed creates a crawl run and publishes its seeds. Seeds are Open Library ids
+(OL9388A, OL17732W), paths (/subjects/love), URLs on the target, or search
+terms. --count N takes the first N of the 20 built-in seeds (18 authors,
+Shakespeare first, and two works); --file reads one seed per line or a JSON
+list. A bad seed is reported and nothing is enqueued.
+(The stack is chosen by CRAWLCTL_NAME or the config file; --name names the run.)`,
+		Example: `  crawlctl seed --count 20
+  crawlctl seed --file seeds.txt --name poets --max-depth 2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			seeds, err := readSeeds(count, file)
+			if err != nil {
+				return usageError{err}
+			}
+			p, err := a.localProvider()
+			if err != nil {
+				return err
+			}
+			st, err := local.ReadState(p.Dir)
+			if errors.Is(err, local.ErrNotUp) {
+				return fmt.Errorf("stack %q is not up: run `crawlctl up` first", a.cfg.Name)
+			}
+			if err != nil {
+				return err
+			}
+			run, err := createRun(cmd.Context(), st.Endpoints.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
+			if err != nil {
+				return err
+			}
+			return a.printObject(run, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%s\n", run.ID)
+				a.progress("run %s: %d seeds, max depth %d; follow it with crawlctl status", run.ID, len(run.Seeds), run.MaxDepth)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&count, "count", 0, fmt.Sprintf("use the first N of the %d built-in seeds", len(openlibrary.Seeds)))
+	f.StringVar(&file, "file", "", "seed file: one seed per line, or a JSON list")
+	f.StringVar(&runName, "name", "run", "the run's name")
+	f.IntVar(&maxDepth, "max-depth", api.DefaultMaxDepth, "how many links deep to crawl from the seeds")
+	return cmd
+}
+
+// readSeeds takes the built-in seeds or a file.
+func readSeeds(count int, file string) ([]string, error) {
+	switch {
+	case count > 0 && file != "":
+		return nil, errors.New("give --count or --file, not both")
+	case count > len(openlibrary.Seeds):
+		return nil, fmt.Errorf("--count %d: there are %d built-in seeds", count, len(openlibrary.Seeds))
+	case count > 0:
+		return openlibrary.Seeds[:count], nil
+	case count < 0:
+		return nil, fmt.Errorf("--count must be positive (got %d)", count)
+	case file == "":
+		return nil, errors.New("no seeds: give --count N (built-in seeds) or --file FILE")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--file: %w", err)
+	}
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
+		var seeds []string
+		if err := json.Unmarshal(t, &seeds); err != nil {
+			return nil, fmt.Errorf("--file %s: not a JSON list of strings: %w", file, err)
+		}
+		return seeds, nil
+	}
+	var seeds []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			seeds = append(seeds, line)
+		}
+	}
+	return seeds, sc.Err()
+}
+
+// createRun posts a run to the control API.
+func createRun(ctx context.Context, apiURL string, req api.RunRequest) (*runstate.Run, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/v1/runs", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("calling the control API: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		if resp.StatusCode == http.StatusBadRequest {
+			return nil, usageErrorf("%s (nothing was enqueued)", e.Error.Message)
+		}
+		return nil, fmt.Errorf("the control API answered %s: %s", resp.Status, e.Error.Message)
+	}
+	var run runstate.Run
+	if err := json.NewDecoder(resp.Body).Decode(&run); err != nil {
+		return nil, err
+	}
+	return &run, nil
+}
+
+func newRunSupervisorCommand(a *app) *cobra.Command {
+	var dir string
+	cmd := runtimeCommand(a, "supervisor", "Local provider supervisor (started by crawlctl up)",
+		func(ctx context.Context, log *slog.Logger) error {
+			if dir == "" {
+				return usageErrorf("--state-dir is required (crawlctl up passes it)")
+			}
+			return local.RunSupervisor(ctx, dir, log)
+		})
+	cmd.Flags().StringVar(&dir, "state-dir", "", "the stack's state directory (spec.json in, state.json and logs out)")
+	return cmd
+}

@@ -1,0 +1,166 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"syscall"
+	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/budget"
+)
+
+// Provider is the local provider of one named stack.
+type Provider struct {
+	Dir string
+	// Progress gets one line per step (nil: quiet).
+	Progress func(format string, args ...any)
+}
+
+// New returns the provider of the stack called name.
+func New(name string) (*Provider, error) {
+	dir, err := StateDir(name)
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{Dir: dir}, nil
+}
+
+func (p *Provider) step(format string, args ...any) {
+	if p.Progress != nil {
+		p.Progress(format, args...)
+	}
+}
+
+// UpResult says what Up did.
+type UpResult struct {
+	AlreadyUp bool
+	State     *State
+	Plan      *budget.Plan
+}
+
+// Up starts the stack (a detached supervisor) and waits until every
+// component is ready. A stack already up with the same spec is left as it
+// is ("already up"); one up with other settings is refused with what to do
+// (applying a change in place is not built yet).
+func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*UpResult, error) {
+	spec.defaults()
+	plan, err := budget.Compute(spec.Budget)
+	if err != nil {
+		return nil, err // refused before anything starts
+	}
+	if st, err := ReadState(p.Dir); err == nil {
+		var old Spec
+		if readJSON(filepath.Join(p.Dir, specFile), &old) == nil && reflect.DeepEqual(old, spec) {
+			return &UpResult{AlreadyUp: true, State: st, Plan: plan}, nil
+		}
+		return nil, fmt.Errorf("a stack called %q is up with other settings (pid %d): run `crawlctl down --name %s` first, then up again",
+			spec.Name, st.PID, spec.Name)
+	}
+	p.step("preflight: plan fits: %d proxies, %d graph writer(s), up to %d workers", plan.Proxies, plan.GraphWriters, min(plan.MaxWorkers, plan.Partitions))
+	if err := os.MkdirAll(filepath.Join(p.Dir, logDir), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the state directory: %w", err)
+	}
+	if err := writeJSON(filepath.Join(p.Dir, specFile), spec); err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(p.Dir, logDir, "supervisor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "run", "supervisor", "--state-dir", p.Dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives this shell
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the supervisor: %w", err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	p.step("supervisor started (pid %d); starting broker, Redis, simulator, API, proxies, graph writers, workers", pid)
+
+	deadline := time.Now().Add(timeout)
+	for {
+		if st, err := ReadState(p.Dir); err == nil && st.PID == pid && adminReady(st) {
+			p.step("ready")
+			return &UpResult{State: st, Plan: plan}, nil
+		}
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("the supervisor exited during start-up (%v): see %s", err, filepath.Join(p.Dir, logDir, "supervisor.log"))
+		case <-ctx.Done():
+			syscall.Kill(pid, syscall.SIGTERM)
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGTERM)
+			return nil, fmt.Errorf("the stack was not ready within %v: see the logs in %s", timeout, filepath.Join(p.Dir, logDir))
+		}
+	}
+}
+
+func adminReady(st *State) bool {
+	resp, err := (&http.Client{Timeout: time.Second}).Get(st.Admin + "/readyz")
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Down stops the stack: the supervisor drains and stops every child, then
+// exits. purge also deletes the state directory (logs, graph store).
+// Stopping a stack that is not up is not an error.
+func (p *Provider) Down(ctx context.Context, purge bool, timeout time.Duration) (bool, error) {
+	st, err := ReadState(p.Dir)
+	wasUp := err == nil
+	if err != nil && !errors.Is(err, ErrNotUp) {
+		return false, err
+	}
+	if wasUp {
+		p.step("stopping the supervisor (pid %d): workers drain, then graph writers and proxies stop", st.PID)
+		if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return true, fmt.Errorf("signalling the supervisor: %w", err)
+		}
+		deadline := time.Now().Add(timeout)
+		for alive(st.PID) {
+			if time.Now().After(deadline) {
+				return true, fmt.Errorf("the supervisor (pid %d) did not stop within %v", st.PID, timeout)
+			}
+			select {
+			case <-ctx.Done():
+				return true, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	if purge {
+		if err := os.RemoveAll(p.Dir); err != nil {
+			return wasUp, fmt.Errorf("deleting %s: %w", p.Dir, err)
+		}
+		p.step("deleted %s", p.Dir)
+	}
+	return wasUp, nil
+}
+
+// Status reports the running stack.
+func (p *Provider) Status(ctx context.Context) (*Status, error) {
+	st, err := ReadState(p.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return FetchStatus(ctx, st)
+}

@@ -1,0 +1,121 @@
+// Package local is the local provider: the crawl stack as processes on this
+// machine, without Docker. `crawlctl up` starts a detached supervisor
+// (`crawlctl run supervisor`) that hosts the Kafka-protocol broker (franz-go
+// kfake, in memory), a Redis-protocol server (miniredis), the Open Library
+// simulator and the control API, and runs the egress proxies, crawl workers
+// and graph writers as child processes, restarting them when they die and
+// scaling workers on frontier lag like KEDA's Kafka trigger.
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/cluster"
+)
+
+// Spec is what `up` asks the supervisor for (spec.json in the state dir).
+type Spec struct {
+	Name   string       `json:"name"`
+	Budget budget.Input `json:"budget"`
+	// Target is the crawl target; empty means the built-in simulator.
+	Target string `json:"target,omitempty"`
+	// SimTimeFactor scales the simulator's rate limits.
+	SimTimeFactor float64 `json:"sim_time_factor"`
+	// LagThreshold, MinWorkers, PollInterval and Cooldown are KEDA's Kafka
+	// trigger settings.
+	LagThreshold int           `json:"lag_threshold"`
+	MinWorkers   int           `json:"min_workers"`
+	PollInterval time.Duration `json:"poll_interval"`
+	Cooldown     time.Duration `json:"cooldown"`
+}
+
+// DefaultSpec fills the autoscaling defaults.
+func (s *Spec) defaults() {
+	if s.SimTimeFactor <= 0 {
+		s.SimTimeFactor = 1
+	}
+	if s.LagThreshold <= 0 {
+		s.LagThreshold = 50
+	}
+	if s.MinWorkers <= 0 {
+		s.MinWorkers = 1
+	}
+	if s.PollInterval <= 0 {
+		s.PollInterval = 5 * time.Second
+	}
+	if s.Cooldown <= 0 {
+		s.Cooldown = 30 * time.Second
+	}
+}
+
+// State is what the supervisor reports (state.json in the state dir).
+type State struct {
+	PID       int               `json:"pid"`
+	StartedAt time.Time         `json:"started_at"`
+	Admin     string            `json:"admin"` // the supervisor's own /status, /readyz, /metrics
+	Endpoints cluster.Endpoints `json:"endpoints"`
+}
+
+// StateDir is $XDG_STATE_HOME/crawlctl/<name>, else
+// ~/.local/state/crawlctl/<name>.
+func StateDir(name string) (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("finding the state directory: %w (set XDG_STATE_HOME)", err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "crawlctl", name), nil
+}
+
+const (
+	specFile  = "spec.json"
+	stateFile = "state.json"
+	logDir    = "logs"
+)
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// ErrNotUp is returned when no stack of that name runs.
+var ErrNotUp = errors.New("no local stack is up")
+
+// ReadState returns the running stack's state.
+func ReadState(dir string) (*State, error) {
+	var st State
+	if err := readJSON(filepath.Join(dir, stateFile), &st); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotUp
+		}
+		return nil, err
+	}
+	if !alive(st.PID) {
+		return nil, ErrNotUp
+	}
+	return &st, nil
+}
