@@ -84,11 +84,12 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 			return a.printObject(res.State, func(w io.Writer) error {
 				e := res.State.Endpoints
 				fmt.Fprintf(w, "stack %q is up (local, supervisor pid %d, state in %s)\n", a.cfg.Name, res.State.PID, p.Dir)
-				fmt.Fprintf(w, "  api:       %s\n", e.API)
+				fmt.Fprintf(w, "  api:        %s\n", e.API)
+				fmt.Fprintf(w, "  prometheus: %s (PromQL HTTP API)\n", e.Prometheus)
 				if e.Simulator != "" {
-					fmt.Fprintf(w, "  simulator: %s\n", e.Simulator)
+					fmt.Fprintf(w, "  simulator:  %s\n", e.Simulator)
 				}
-				fmt.Fprintf(w, "  kafka:     %s (in memory)\n  redis:     %s (in memory)\n", e.Kafka, e.Redis)
+				fmt.Fprintf(w, "  kafka:      %s (in memory)\n  redis:      %s (in memory)\n", e.Kafka, e.Redis)
 				fmt.Fprintf(w, "next: crawlctl seed --count 20\n")
 				return nil
 			})

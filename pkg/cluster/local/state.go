@@ -33,6 +33,8 @@ type Spec struct {
 	MinWorkers   int           `json:"min_workers"`
 	PollInterval time.Duration `json:"poll_interval"`
 	Cooldown     time.Duration `json:"cooldown"`
+	// ScrapeInterval is how often the metrics store scrapes (5s).
+	ScrapeInterval time.Duration `json:"scrape_interval"`
 }
 
 // DefaultSpec fills the autoscaling defaults.
@@ -51,6 +53,9 @@ func (s *Spec) defaults() {
 	}
 	if s.Cooldown <= 0 {
 		s.Cooldown = 30 * time.Second
+	}
+	if s.ScrapeInterval <= 0 {
+		s.ScrapeInterval = 5 * time.Second
 	}
 }
 

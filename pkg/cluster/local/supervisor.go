@@ -26,6 +26,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/metricstore"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
@@ -230,6 +231,18 @@ func (s *Supervisor) run(ctx context.Context) error {
 	}
 	defer s.stopAll()
 
+	// The metrics store: scrapes everything, answers PromQL.
+	store, err := metricstore.Open(filepath.Join(s.dir, "tsdb"), s.log.With("component", "metricstore"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	promMux := http.NewServeMux()
+	store.Register(promMux)
+	if st.Endpoints.Prometheus, err = serveOn("prometheus", promMux); err != nil {
+		return err
+	}
+
 	// The supervisor's own endpoints.
 	mux := http.NewServeMux()
 	health := &serve.Health{}
@@ -246,6 +259,12 @@ func (s *Supervisor) run(ctx context.Context) error {
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
 		return err
 	}
+	scrapeCtx, stopScrape := context.WithCancel(ctx)
+	var scraping sync.WaitGroup
+	scraping.Go(func() {
+		store.Run(scrapeCtx, s.spec.ScrapeInterval, func() []metricstore.Target { return s.targets(st) })
+	})
+	defer func() { stopScrape(); scraping.Wait() }()
 	health.SetReady(true)
 	if err := writeJSON(filepath.Join(s.dir, stateFile), st); err != nil {
 		return err
@@ -264,6 +283,20 @@ func (s *Supervisor) run(ctx context.Context) error {
 			s.updateReplicaMetrics()
 		}
 	}
+}
+
+// targets are the scrape targets now: the API, the supervisor (its own
+// series and the simulator's) and every child.
+func (s *Supervisor) targets(st State) []metricstore.Target {
+	out := []metricstore.Target{
+		{Job: "api", Instance: "api-0", URL: st.Endpoints.API + "/metrics"},
+		{Job: "supervisor", Instance: "supervisor-0", URL: st.Admin + "/metrics"},
+	}
+	for _, c := range s.allChildren() {
+		out = append(out, metricstore.Target{Job: c.component, Instance: fmt.Sprintf("%s-%d", c.component, c.index),
+			URL: "http://" + c.admin + "/metrics"})
+	}
+	return out
 }
 
 // maxWorkers is the budget's cap, and no more than the frontier's

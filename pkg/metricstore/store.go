@@ -1,0 +1,178 @@
+// Package metricstore is the local provider's metrics store: an embedded
+// Prometheus TSDB, a scrape loop over every component's /metrics, and the
+// PromQL engine behind the Prometheus HTTP query API (/api/v1/query,
+// /api/v1/query_range, /api/v1/series). `crawlctl collect` talks to it as to
+// any Prometheus server.
+package metricstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// Target is one /metrics endpoint.
+type Target struct {
+	Job, Instance, URL string
+}
+
+// Store is a TSDB with a query engine.
+type Store struct {
+	db     *tsdb.DB
+	engine *promql.Engine
+	log    *slog.Logger
+	client *http.Client
+}
+
+// Open opens (or creates) the TSDB in dir.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = int64(7 * 24 * time.Hour / time.Millisecond)
+	db, err := tsdb.Open(dir, log, nil, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("opening the metrics store in %s: %w", dir, err)
+	}
+	return &Store{
+		db:     db,
+		log:    log,
+		client: &http.Client{Timeout: 4 * time.Second},
+		engine: promql.NewEngine(promql.EngineOpts{
+			Logger: log, MaxSamples: 50_000_000, Timeout: 2 * time.Minute,
+			LookbackDelta: 5 * time.Minute, EnableAtModifier: true, EnableNegativeOffset: true,
+		}),
+	}, nil
+}
+
+// Close flushes and closes the TSDB.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Run scrapes the targets every interval until ctx ends.
+func (s *Store) Run(ctx context.Context, interval time.Duration, targets func() []Target) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.ScrapeAll(ctx, targets())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ScrapeAll scrapes every target once, concurrently, at one timestamp.
+func (s *Store) ScrapeAll(ctx context.Context, targets []Target) {
+	now := time.Now().UnixMilli()
+	var wg sync.WaitGroup
+	for _, tg := range targets {
+		wg.Go(func() {
+			if err := s.scrape(ctx, tg, now); err != nil {
+				s.log.Debug("scrape failed", "job", tg.Job, "instance", tg.Instance, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (s *Store) scrape(ctx context.Context, tg Target, ts int64) error {
+	app := s.db.Appender(ctx)
+	up := 0.0
+	var families map[string]*dto.MetricFamily
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tg.URL, nil)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = s.client.Do(req); err == nil {
+			families, err = parse(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+		}
+	}
+	base := []labels.Label{{Name: "job", Value: tg.Job}, {Name: "instance", Value: tg.Instance}}
+	add := func(name string, extra []labels.Label, v float64) {
+		ls := make([]labels.Label, 0, len(base)+len(extra)+1)
+		ls = append(ls, labels.Label{Name: "__name__", Value: name})
+		ls = append(ls, base...)
+		ls = append(ls, extra...)
+		if _, aerr := app.Append(0, labels.New(ls...), ts, v); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	if err == nil {
+		up = 1
+		for name, mf := range families {
+			for _, m := range mf.GetMetric() {
+				ls := make([]labels.Label, 0, len(m.GetLabel()))
+				for _, l := range m.GetLabel() {
+					ls = append(ls, labels.Label{Name: l.GetName(), Value: l.GetValue()})
+				}
+				flatten(name, mf.GetType(), m, ls, add)
+			}
+		}
+	}
+	add("up", nil, up)
+	if cerr := app.Commit(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+func parse(r io.Reader) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(r)
+}
+
+// flatten turns one metric into samples as Prometheus stores them.
+func flatten(name string, typ dto.MetricType, m *dto.Metric, ls []labels.Label, add func(string, []labels.Label, float64)) {
+	with := func(extra ...labels.Label) []labels.Label {
+		return append(append(make([]labels.Label, 0, len(ls)+len(extra)), ls...), extra...)
+	}
+	switch typ {
+	case dto.MetricType_COUNTER:
+		add(name, ls, m.GetCounter().GetValue())
+	case dto.MetricType_GAUGE:
+		add(name, ls, m.GetGauge().GetValue())
+	case dto.MetricType_HISTOGRAM:
+		h := m.GetHistogram()
+		inf := false
+		for _, b := range h.GetBucket() {
+			inf = inf || math.IsInf(b.GetUpperBound(), 1)
+			add(name+"_bucket", with(labels.Label{Name: "le", Value: formatFloat(b.GetUpperBound())}), float64(b.GetCumulativeCount()))
+		}
+		if !inf {
+			add(name+"_bucket", with(labels.Label{Name: "le", Value: "+Inf"}), float64(h.GetSampleCount()))
+		}
+		add(name+"_sum", ls, h.GetSampleSum())
+		add(name+"_count", ls, float64(h.GetSampleCount()))
+	case dto.MetricType_SUMMARY:
+		sm := m.GetSummary()
+		for _, q := range sm.GetQuantile() {
+			add(name, with(labels.Label{Name: "quantile", Value: formatFloat(q.GetQuantile())}), q.GetValue())
+		}
+		add(name+"_sum", ls, sm.GetSampleSum())
+		add(name+"_count", ls, float64(sm.GetSampleCount()))
+	default:
+		add(name, ls, m.GetUntyped().GetValue())
+	}
+}
+
+func formatFloat(f float64) string {
+	if math.IsInf(f, 1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
