@@ -94,6 +94,7 @@ Without Docker the same stack runs as local processes.`,
 		newStatusCommand(a),
 		newSeedCommand(a),
 		newCollectCommand(a),
+		newLogsCommand(a),
 		newRunCommand(a),
 	)
 	return root

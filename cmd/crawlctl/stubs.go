@@ -10,7 +10,7 @@ import (
 // and exits non-zero rather than pretend.
 func notYet(cmd *cobra.Command, what string) error {
 	return fmt.Errorf("%s is not available in this build yet: %s is still being built; "+
-		"`crawlctl up`, `seed` and `status` work today", cmd.CommandPath(), what)
+		"see `crawlctl --help` for what works today", cmd.CommandPath(), what)
 }
 
 func stub(use, short, what string) *cobra.Command {
@@ -20,8 +20,4 @@ func stub(use, short, what string) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return notYet(cmd, what) },
 	}
-}
-
-func newCollectCommand(*app) *cobra.Command {
-	return stub("collect", "Snapshot a run's metrics into raw_data/metrics/<scenario>/<run>/", "metrics collection")
 }

@@ -35,6 +35,9 @@ type Store struct {
 	engine *promql.Engine
 	log    *slog.Logger
 	client *http.Client
+
+	mu   sync.Mutex
+	seen map[string]struct{} // series this store has written
 }
 
 // Open opens (or creates) the TSDB in dir.
@@ -49,6 +52,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		db:     db,
 		log:    log,
 		client: &http.Client{Timeout: 4 * time.Second},
+		seen:   map[string]struct{}{},
 		engine: promql.NewEngine(promql.EngineOpts{
 			Logger: log, MaxSamples: 50_000_000, Timeout: 2 * time.Minute,
 			LookbackDelta: 5 * time.Minute, EnableAtModifier: true, EnableNegativeOffset: true,
@@ -93,9 +97,11 @@ func (s *Store) scrape(ctx context.Context, tg Target, ts int64) error {
 	var families map[string]*dto.MetricFamily
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tg.URL, nil)
 	if err == nil {
+		// Protobuf carries each counter's created timestamp.
+		req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeProtoDelim))+";q=1,text/plain;q=0.5")
 		var resp *http.Response
 		if resp, err = s.client.Do(req); err == nil {
-			families, err = parse(resp.Body)
+			families, err = parse(resp.Body, expfmt.ResponseFormat(resp.Header))
 			resp.Body.Close()
 			if err == nil && resp.StatusCode != http.StatusOK {
 				err = fmt.Errorf("HTTP %d", resp.StatusCode)
@@ -103,12 +109,20 @@ func (s *Store) scrape(ctx context.Context, tg Target, ts int64) error {
 		}
 	}
 	base := []labels.Label{{Name: "job", Value: tg.Job}, {Name: "instance", Value: tg.Instance}}
+	var created int64 // ms; the current metric's created timestamp, 0 if none
 	add := func(name string, extra []labels.Label, v float64) {
 		ls := make([]labels.Label, 0, len(base)+len(extra)+1)
 		ls = append(ls, labels.Label{Name: "__name__", Value: name})
 		ls = append(ls, base...)
 		ls = append(ls, extra...)
-		if _, aerr := app.Append(0, labels.New(ls...), ts, v); aerr != nil && err == nil {
+		lset := labels.New(ls...)
+		if created > 0 && created < ts && s.firstSight(lset) {
+			// A counter born since the last scrape: its increments
+			// before this scrape count from zero at its birth, as
+			// Prometheus's created-timestamp zero ingestion does.
+			app.Append(0, lset, created, 0)
+		}
+		if _, aerr := app.Append(0, lset, ts, v); aerr != nil && err == nil {
 			err = aerr
 		}
 	}
@@ -120,10 +134,12 @@ func (s *Store) scrape(ctx context.Context, tg Target, ts int64) error {
 				for _, l := range m.GetLabel() {
 					ls = append(ls, labels.Label{Name: l.GetName(), Value: l.GetValue()})
 				}
+				created = createdMillis(m)
 				flatten(name, mf.GetType(), m, ls, add)
 			}
 		}
 	}
+	created = 0
 	add("up", nil, up)
 	if cerr := app.Commit(); cerr != nil {
 		return cerr
@@ -131,9 +147,50 @@ func (s *Store) scrape(ctx context.Context, tg Target, ts int64) error {
 	return err
 }
 
-func parse(r io.Reader) (map[string]*dto.MetricFamily, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(r)
+// parse decodes an exposition in the format the target answered with.
+func parse(r io.Reader, format expfmt.Format) (map[string]*dto.MetricFamily, error) {
+	if format.FormatType() != expfmt.TypeProtoDelim {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		return p.TextToMetricFamilies(r)
+	}
+	out := map[string]*dto.MetricFamily{}
+	dec := expfmt.NewDecoder(r, format)
+	for {
+		mf := &dto.MetricFamily{}
+		if err := dec.Decode(mf); err != nil {
+			if err == io.EOF {
+				return out, nil
+			}
+			return nil, err
+		}
+		out[mf.GetName()] = mf
+	}
+}
+
+// createdMillis is a counter's or histogram's created timestamp in ms.
+func createdMillis(m *dto.Metric) int64 {
+	var t interface{ AsTime() time.Time }
+	switch {
+	case m.GetCounter().GetCreatedTimestamp() != nil:
+		t = m.GetCounter().GetCreatedTimestamp()
+	case m.GetHistogram().GetCreatedTimestamp() != nil:
+		t = m.GetHistogram().GetCreatedTimestamp()
+	default:
+		return 0
+	}
+	return t.AsTime().UnixMilli()
+}
+
+// firstSight reports whether the store has not written this series yet.
+func (s *Store) firstSight(ls labels.Labels) bool {
+	k := ls.String()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.seen[k]; ok {
+		return false
+	}
+	s.seen[k] = struct{}{}
+	return true
 }
 
 // flatten turns one metric into samples as Prometheus stores them.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -62,6 +63,15 @@ func TestScrapeAndQuery(t *testing.T) {
 	res := inst["result"].([]any)
 	if len(res) != 1 || res[0].(map[string]any)["value"].([]any)[1] != "30" {
 		t.Errorf("instant query: %v", inst)
+	}
+	// The counter was at 10 before its first scrape: with its created
+	// timestamp stored as a zero, increase() sees all 30 (plus PromQL's
+	// extrapolation to the window), where without it it would see 20.
+	inc := get("/api/v1/query", url.Values{"query": {`increase(jobs_total{outcome="crawled"}[1h])`}})
+	if r := inc["result"].([]any); len(r) != 1 {
+		t.Errorf("increase: %v", inc)
+	} else if v, _ := strconv.ParseFloat(r[0].(map[string]any)["value"].([]any)[1].(string), 64); v < 29 || v > 40 {
+		t.Errorf("increase over the run = %v, want 30 (the increments before the first scrape count)", v)
 	}
 	up := get("/api/v1/query", url.Values{"query": {`sum by (job) (up)`}})
 	if fmt.Sprint(up["result"]) == "" || len(up["result"].([]any)) != 2 {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -273,6 +274,8 @@ func (s *Supervisor) run(ctx context.Context) error {
 
 	t := time.NewTicker(s.spec.PollInterval)
 	defer t.Stop()
+	replicas := time.NewTicker(time.Second)
+	defer replicas.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -280,6 +283,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			s.autoscale(ctx)
+		case <-replicas.C:
 			s.updateReplicaMetrics()
 		}
 	}
@@ -433,13 +437,17 @@ func (s *Supervisor) updateReplicaMetrics() {
 		s.mu.Lock()
 		cs := append([]*child(nil), s.children[comp]...)
 		s.mu.Unlock()
-		n := 0
+		var n atomic.Int64
+		var wg sync.WaitGroup
 		for _, c := range cs {
-			if c.ready() {
-				n++
-			}
+			wg.Go(func() {
+				if c.ready() {
+					n.Add(1)
+				}
+			})
 		}
-		s.m.replicas.WithLabelValues(comp).Set(float64(n))
+		wg.Wait()
+		s.m.replicas.WithLabelValues(comp).Set(float64(n.Load()))
 		if comp != compWorker {
 			s.m.desired.WithLabelValues(comp).Set(float64(len(cs)))
 		}

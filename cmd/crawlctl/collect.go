@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/cluster/local"
+	"github.com/crawlctl/crawlctl/pkg/collect"
+)
+
+func newCollectCommand(a *app) *cobra.Command {
+	var (
+		o            collect.Options
+		untilDrained bool
+	)
+	cmd := &cobra.Command{
+		Use:   "collect",
+		Short: "Snapshot a run's metrics into raw_data/metrics/<scenario>/<run>/",
+		Long: `collect writes, for a run (the newest unless --run), a folder holding
+screenshots/overview.png (frontier lag per partition, replicas, 429s per
+egress, throughput, edges/s, fetch latency, errors), csv_data/<panel>.csv,
+run.json (settings, budget plan, seeds, times, totals) and summary.md (time
+to drain, peak lag, stuck partitions, 429s per egress, replica timeline,
+edges/s, DLQ by reason). It reads the Prometheus HTTP API and the control
+API only. --until-drained first waits for the run to drain.
+(The stack is chosen by CRAWLCTL_NAME or the config file; --name names the folder.)`,
+		Example: `  crawlctl collect --until-drained
+  crawlctl collect --run r20261124-101500-abc123 --scenario egress_study --name 3_proxies_paced`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			p, err := a.localProvider()
+			if err != nil {
+				return err
+			}
+			st, err := local.ReadState(p.Dir)
+			if errors.Is(err, local.ErrNotUp) {
+				return fmt.Errorf("stack %q is not up: run `crawlctl up` (collect reads the running stack's metrics)", a.cfg.Name)
+			}
+			if err != nil {
+				return err
+			}
+			o.Prometheus, o.API = st.Endpoints.Prometheus, st.Endpoints.API
+			var spec local.Spec
+			if b, err := os.ReadFile(filepath.Join(p.Dir, "spec.json")); err == nil {
+				if err := json.Unmarshal(b, &spec); err == nil {
+					plan, _ := budget.Compute(spec.Budget)
+					o.Settings = map[string]any{"stack": spec, "budget": plan}
+				}
+			}
+			if untilDrained {
+				run, err := collect.WaitDrained(ctx, o.API, o.RunID, 2*time.Second, a.drainProgress)
+				if err != nil {
+					return err
+				}
+				o.RunID = run.ID
+				if !a.cfg.Quiet {
+					fmt.Fprintln(a.errOut)
+				}
+				// Let the last scrape see the drained state.
+				time.Sleep(spec.ScrapeInterval + time.Second)
+			}
+			a.progress("collecting metrics from %s", o.Prometheus)
+			res, err := collect.Collect(ctx, o)
+			if err != nil {
+				return err
+			}
+			return a.printObject(res, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "%s\n", res.Dir)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.RunID, "run", "", "run id (default: the newest run)")
+	f.BoolVar(&untilDrained, "until-drained", false, "wait for the run to drain first, with progress on stderr")
+	f.StringVar(&o.Out, "out", filepath.Join("raw_data", "metrics"), "root folder")
+	f.StringVar(&o.Scenario, "scenario", collect.DefaultScenario, "scenario folder")
+	f.StringVar(&o.Name, "name", "", "run folder (default: <seeds>_seed_<egress>_proxies)")
+	f.DurationVar(&o.Step, "step", 5*time.Second, "resolution of the CSVs and charts")
+	f.DurationVar(&o.RateWindow, "rate-window", 30*time.Second, "window of rate() in the panels")
+	return cmd
+}
+
+// drainProgress draws a one-line progress bar on stderr.
+func (a *app) drainProgress(p collect.Progress) {
+	if a.cfg.Quiet {
+		return
+	}
+	const width = 30
+	done := 0
+	if p.Partitions > 0 {
+		done = width * p.Drained / p.Partitions
+	}
+	c := p.Run.Counters
+	fmt.Fprintf(a.errOut, "\r[%s%s] %d/%d partitions drained, lag %d, %d/%d URLs done, %s ",
+		strings.Repeat("#", done), strings.Repeat(".", width-done), p.Drained, p.Partitions, p.Lag,
+		c.Finished(), c.Enqueued, p.Elapsed.Round(time.Second))
+}
+
+func newLogsCommand(a *app) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs <component>",
+		Short: "Print a local stack component's log (supervisor, proxy, worker, graph-writer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := a.localProvider()
+			if err != nil {
+				return err
+			}
+			files, _ := filepath.Glob(filepath.Join(p.Dir, "logs", args[0]+"*.log"))
+			if len(files) == 0 {
+				return usageErrorf("no log for %q in %s: components are supervisor, proxy, worker, graph-writer", args[0], filepath.Join(p.Dir, "logs"))
+			}
+			for _, f := range files {
+				if err := printLog(cmd, a.out, f, follow && len(files) == 1); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines (one log file)")
+	return cmd
+}
+
+func printLog(cmd *cobra.Command, out io.Writer, path string, follow bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for {
+		if _, err := io.Copy(out, f); err != nil {
+			return err
+		}
+		if !follow {
+			return nil
+		}
+		select {
+		case <-cmd.Context().Done():
+			return nil
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}

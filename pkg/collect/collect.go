@@ -1,0 +1,240 @@
+package collect
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/topics"
+)
+
+// Options say what to collect and where.
+type Options struct {
+	Prometheus string // Prometheus HTTP API base URL
+	API        string // control API base URL
+	RunID      string // empty: the newest run
+	Out        string // root folder (raw_data/metrics)
+	Scenario   string // empty: worker_autoscaler_egress_proxy
+	Name       string // empty: <seeds>_seed_<egress>_proxies
+	Step       time.Duration
+	RateWindow time.Duration
+	// Settings are recorded in run.json as they are (the stack's spec,
+	// budget plan...).
+	Settings any
+}
+
+// Result is where the snapshot went and what it says.
+type Result struct {
+	Dir     string  `json:"dir"`
+	Summary Summary `json:"summary"`
+}
+
+// DefaultScenario is the seed document's folder name.
+const DefaultScenario = "worker_autoscaler_egress_proxy"
+
+// Collect writes raw_data/metrics/<scenario>/<name>/ for a run.
+func Collect(ctx context.Context, o Options) (*Result, error) {
+	if o.Step <= 0 {
+		o.Step = 5 * time.Second
+	}
+	if o.RateWindow <= 0 {
+		o.RateWindow = 30 * time.Second
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("raw_data", "metrics")
+	}
+	if o.Scenario == "" {
+		o.Scenario = DefaultScenario
+	}
+	run, err := FetchRun(ctx, o.API, o.RunID)
+	if err != nil {
+		return nil, err
+	}
+	q, err := NewQuerier(o.Prometheus)
+	if err != nil {
+		return nil, err
+	}
+	start := run.CreatedAt.Add(-o.Step).Truncate(time.Second)
+	end := time.Now()
+	if !run.DrainedAt.IsZero() {
+		end = run.DrainedAt.Add(2 * o.RateWindow)
+	}
+	if end.Sub(start)/o.Step > 10000 {
+		o.Step = end.Sub(start) / 10000
+	}
+	var panels []*PanelData
+	for _, p := range Panels {
+		d, err := q.Range(ctx, p, start, end, o.Step, o.RateWindow)
+		if err != nil {
+			return nil, err
+		}
+		panels = append(panels, d)
+	}
+	egress, err := q.Instant(ctx, fmt.Sprintf(`sum by (egress) (increase(crawl_worker_rate_limited_total[%ds]))`, int(end.Sub(start).Seconds())+1), "egress", end)
+	if err != nil {
+		return nil, err
+	}
+	fetches, err := q.Instant(ctx, fmt.Sprintf(`sum by (egress) (increase(crawl_worker_fetches_total[%ds]))`, int(end.Sub(start).Seconds())+1), "egress", end)
+	if err != nil {
+		return nil, err
+	}
+	if o.Name == "" {
+		o.Name = fmt.Sprintf("%d_seed_%d_proxies", len(run.Seeds), max(1, len(fetches)))
+	}
+	dir := filepath.Join(o.Out, o.Scenario, o.Name)
+	for _, sub := range []string{"csv_data", "screenshots"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range panels {
+		if err := writeCSV(filepath.Join(dir, "csv_data", d.File+".csv"), d); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeOverview(filepath.Join(dir, "screenshots", "overview.png"), run, panels, start, end); err != nil {
+		return nil, err
+	}
+	sum := summarize(run, panels, egress, fetches)
+	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(sum.Markdown(run)), 0o644); err != nil {
+		return nil, err
+	}
+	meta := map[string]any{
+		"run": run, "settings": o.Settings, "prometheus": o.Prometheus, "api": o.API,
+		"window":  map[string]any{"start": start, "end": end, "step": o.Step.String(), "rate_window": o.RateWindow.String()},
+		"summary": sum,
+	}
+	b, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "run.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return &Result{Dir: dir, Summary: sum}, nil
+}
+
+// writeCSV writes a time column and one column per series.
+func writeCSV(path string, d *PanelData) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	head := []string{"time"}
+	for _, s := range d.Series {
+		head = append(head, s.Name)
+	}
+	w.Write(head)
+	for _, t := range d.Times {
+		row := []string{time.Unix(t, 0).UTC().Format(time.RFC3339)}
+		for _, s := range d.Series {
+			if v, ok := s.Values[t]; ok {
+				row = append(row, strconv.FormatFloat(v, 'f', -1, 64))
+			} else {
+				row = append(row, "")
+			}
+		}
+		w.Write(row)
+	}
+	w.Flush()
+	return errors.Join(w.Error(), f.Close())
+}
+
+// FetchRun reads a run (the newest when id is empty) from the control API.
+func FetchRun(ctx context.Context, api, id string) (*runstate.Run, error) {
+	if id == "" {
+		var runs []*runstate.Run
+		if err := getJSON(ctx, api+"/api/v1/runs?limit=1", &runs); err != nil {
+			return nil, err
+		}
+		if len(runs) == 0 {
+			return nil, errors.New("there is no run yet: start one with crawlctl seed")
+		}
+		return runs[0], nil
+	}
+	var run runstate.Run
+	if err := getJSON(ctx, api+"/api/v1/runs/"+id, &run); err != nil {
+		return nil, err
+	}
+	return &run, nil
+}
+
+// Progress is what WaitDrained reports while it waits.
+type Progress struct {
+	Run        *runstate.Run
+	Partitions int
+	Drained    int // partitions with no lag
+	Lag        int64
+	Elapsed    time.Duration
+}
+
+// WaitDrained polls the run until it drains, calling report on each poll.
+func WaitDrained(ctx context.Context, api, id string, every time.Duration, report func(Progress)) (*runstate.Run, error) {
+	for {
+		run, err := FetchRun(ctx, api, id)
+		if err != nil {
+			return nil, err
+		}
+		p := Progress{Run: run, Elapsed: time.Since(run.CreatedAt)}
+		var lag struct {
+			Groups map[string][]topics.PartitionLag `json:"groups"`
+		}
+		if getJSON(ctx, api+"/api/v1/lag", &lag) == nil {
+			for _, l := range lag.Groups[topics.WorkerGroup] {
+				if l.Topic != topics.Frontier {
+					continue
+				}
+				p.Partitions++
+				p.Lag += l.Lag
+				if l.Lag == 0 {
+					p.Drained++
+				}
+			}
+		}
+		report(p)
+		if run.State == runstate.StateDrained {
+			return run, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("calling the control API: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// sortedTimes lists a series' timestamps in order.
+func sortedTimes(s Series) []int64 {
+	ts := make([]int64, 0, len(s.Values))
+	for t := range s.Values {
+		ts = append(ts, t)
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+	return ts
+}
