@@ -45,7 +45,7 @@ func newUpCommand(a *app) *cobra.Command {
 	var (
 		provider, target string
 		timeFactor       float64
-		timeout          time.Duration
+		timeout, scrape  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -74,7 +74,8 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 			if err != nil {
 				return err
 			}
-			res, err := p.Up(ctx, local.Spec{Name: a.cfg.Name, Budget: a.cfg.Input, Target: target, SimTimeFactor: timeFactor}, timeout)
+			res, err := p.Up(ctx, local.Spec{Name: a.cfg.Name, Budget: a.cfg.Input, Target: target, SimTimeFactor: timeFactor,
+				ScrapeInterval: scrape}, timeout)
 			if err != nil {
 				return err
 			}
@@ -101,6 +102,7 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
 	f.Float64Var(&timeFactor, "sim-time-factor", 1, "scale the simulator's rate limits (10: ten times faster runs)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready")
+	f.DurationVar(&scrape, "scrape-interval", 5*time.Second, "how often the metrics store scrapes every component")
 	return cmd
 }
 

@@ -2,10 +2,15 @@ package local_test
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
+	"image/color"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,7 +98,7 @@ func TestUpSeedStatusDown(t *testing.T) {
 	if _, errOut, code := c.run("status"); code == 0 || !strings.Contains(errOut, `stack "e2e" is not up`) {
 		t.Errorf("status before up: exit %d: %s", code, errOut)
 	}
-	upArgs := []string{"up", "--provider", "local", "--partitions", "4", "--proxies", "2", "--sim-time-factor", "50"}
+	upArgs := []string{"up", "--provider", "local", "--partitions", "4", "--proxies", "2", "--sim-time-factor", "50", "--scrape-interval", "1s"}
 	start := time.Now()
 	var state local.State
 	if err := json.Unmarshal([]byte(c.must(append(upArgs, "-o", "json")...)), &state); err != nil {
@@ -157,6 +162,7 @@ func TestUpSeedStatusDown(t *testing.T) {
 		t.Error("the killed worker was not restarted")
 	}
 	t.Logf("run %s drained: %+v", run.ID, k)
+	checkCollect(t, c, run.ID)
 
 	c.must("down")
 	if left := processesOf(bin); len(left) > 0 {
@@ -173,4 +179,94 @@ func writeFile(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// checkCollect snapshots the run and checks the folder: CSV columns, a
+// picture with content, and a summary that agrees with the CSVs.
+func checkCollect(t *testing.T, c crawlctl, runID string) {
+	out := t.TempDir()
+	dir := strings.TrimSpace(c.must("collect", "--until-drained", "--run", runID, "--out", out, "--step", "1s", "--rate-window", "5s", "-q"))
+	if want := filepath.Join(out, "worker_autoscaler_egress_proxy", "6_seed_2_proxies"); dir != want {
+		t.Errorf("collect wrote %s, want %s", dir, want)
+	}
+	csvs := map[string][][]string{}
+	for _, name := range []string{"frontier_lag", "replicas", "rate_limited", "throughput", "edges", "fetch_latency", "errors"} {
+		f, err := os.Open(filepath.Join(dir, "csv_data", name+".csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil || len(rows) < 5 || rows[0][0] != "time" {
+			t.Fatalf("%s.csv: %d rows, %v", name, len(rows), err)
+		}
+		csvs[name] = rows
+	}
+	if head := csvs["frontier_lag"][0]; len(head) != 5 { // time + 4 partitions
+		t.Errorf("frontier_lag.csv columns %v, want time and 4 partitions", head)
+	}
+	// The summary's numbers are the CSVs' numbers.
+	var meta struct {
+		Summary struct {
+			PeakLag         float64 `json:"peak_lag"`
+			PeakEdgesPerSec float64 `json:"peak_edges_per_second"`
+			PeakWorkers     float64 `json:"peak_workers"`
+		} `json:"summary"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
+	if err != nil || json.Unmarshal(b, &meta) != nil {
+		t.Fatalf("run.json: %v", err)
+	}
+	if got := maxRowSum(csvs["frontier_lag"], -1); got != meta.Summary.PeakLag || got == 0 {
+		t.Errorf("peak lag: CSV %v, summary %v", got, meta.Summary.PeakLag)
+	}
+	if got := maxRowSum(csvs["edges"], -1); got != meta.Summary.PeakEdgesPerSec || got == 0 {
+		t.Errorf("peak edges/s: CSV %v, summary %v", got, meta.Summary.PeakEdgesPerSec)
+	}
+	col := slices.Index(csvs["replicas"][0], "worker")
+	if got := maxRowSum(csvs["replicas"], col); got != meta.Summary.PeakWorkers || got < 1 {
+		t.Errorf("peak workers: CSV %v, summary %v", got, meta.Summary.PeakWorkers)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if err != nil || !strings.Contains(string(md), "Time to drain") {
+		t.Errorf("summary.md: %v\n%s", err, md)
+	}
+	// The picture decodes and is not blank.
+	f, err := os.Open(filepath.Join(dir, "screenshots", "overview.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	colors := map[color.Color]bool{}
+	bounds := img.Bounds()
+	for y := bounds.Min.Y; y < bounds.Max.Y; y += 3 {
+		for x := bounds.Min.X; x < bounds.Max.X; x += 3 {
+			colors[img.At(x, y)] = true
+		}
+	}
+	if bounds.Dx() < 800 || len(colors) < 20 {
+		t.Errorf("overview.png is %v with %d colours: not a chart", bounds, len(colors))
+	}
+}
+
+// maxRowSum is the largest per-row sum of the CSV's value columns (col < 0)
+// or the largest value of one column.
+func maxRowSum(rows [][]string, col int) float64 {
+	best := 0.0
+	for _, r := range rows[1:] {
+		sum := 0.0
+		for i, v := range r[1:] {
+			if col >= 0 && i+1 != col {
+				continue
+			}
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+		best = max(best, sum)
+	}
+	return best
 }
