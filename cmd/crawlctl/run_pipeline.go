@@ -32,6 +32,7 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 		opts                                   worker.Options
 		pool                                   []string
 		pacing                                 egress.Options
+		sharedPacing                           bool
 	)
 	cmd := runtimeCommand(a, "worker", "Crawl worker: consumes the frontier, fetches from the target, produces results and edges",
 		func(ctx context.Context, log *slog.Logger) error {
@@ -61,6 +62,9 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 					}
 				}
 				pacing.Proxies, pacing.Log, pacing.Registerer = pool, log, reg
+				if sharedPacing {
+					pacing.Redis = runs.Client()
+				}
 				p, err := egress.New(pacing)
 				if err != nil {
 					return usageError{err}
@@ -101,7 +105,8 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 	f.StringVar((*string)(&pacing.Assignment), "proxy-assignment", string(egress.AssignPace), "pace: per request, soonest pacing slot then fewest in flight; hash: the reference's hash(hostname) % pool")
 	f.StringVar((*string)(&pacing.Scope), "politeness-scope", "", "egress: a rate per egress IP (simulator, own sites); client: one rate for all egress (default for openlibrary.org, whose quota is per client)")
 	f.Float64Var(&pacing.Rate, "egress-rate", 3, "requests/s per pacing queue (Open Library: 3 with an identifying User-Agent)")
-	f.IntVar(&pacing.Burst, "egress-burst", 1, "pacing burst")
+	f.IntVar(&pacing.Burst, "egress-burst", 1, "pacing burst (per-process pacing only)")
+	f.BoolVar(&sharedPacing, "shared-pacing", true, "keep pacing state in Redis, shared by every worker (off: each worker paces alone)")
 	return cmd
 }
 

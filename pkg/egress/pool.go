@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
 )
@@ -72,7 +73,10 @@ type Options struct {
 	BreakerFailures uint32 // consecutive failures that open a breaker (5)
 	BreakerTimeout  time.Duration
 	// MaxWait bounds how long a request waits while every proxy is down.
-	MaxWait    time.Duration
+	MaxWait time.Duration
+	// Redis, when set, holds the pacing state, shared by every worker
+	// process; without it each process paces on its own.
+	Redis      redis.UniversalClient
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -84,6 +88,7 @@ type Pool struct {
 	fixed   *member // AssignHash
 	mu      sync.Mutex
 	shared  map[string]*pacer // ScopeClient: per host
+	remote  *sharedPacing     // pacing state in Redis, when configured
 	m       metrics
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -164,6 +169,9 @@ func New(opts Options) (*Pool, error) {
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(p.m.breaker, p.m.pacing, p.m.inFlight, p.m.failovers, p.m.wait)
+	}
+	if opts.Redis != nil && opts.Rate > 0 {
+		p.remote = &sharedPacing{rdb: opts.Redis, base: time.Duration(float64(time.Second) / opts.Rate), quietPeriod: opts.QuietPeriod}
 	}
 	for _, raw := range opts.Proxies {
 		u, err := url.Parse(strings.TrimSpace(raw))
@@ -282,13 +290,7 @@ func (p *Pool) Fetch(req *http.Request) (*http.Response, string, error) {
 		}
 		resp, err := p.send(m, req)
 		if err == nil {
-			pc := p.pacerFor(m, host)
-			if resp.StatusCode == http.StatusTooManyRequests {
-				pc.throttled(time.Now())
-			} else {
-				pc.quiet(time.Now())
-			}
-			p.m.pacing.WithLabelValues(pc.label, host).Set(pc.limit())
+			p.feedback(ctx, m, host, resp.StatusCode == http.StatusTooManyRequests)
 			return resp, m.name, nil
 		}
 		if ctx.Err() != nil || (req.Body != nil && req.GetBody == nil) {
@@ -301,6 +303,33 @@ func (p *Pool) Fetch(req *http.Request) (*http.Response, string, error) {
 		p.m.failovers.Inc()
 	}
 	return nil, "", fmt.Errorf("%w: every proxy failed; last: %v", ErrNoEgress, lastErr)
+}
+
+// feedback lowers a queue's rate after a 429, or lets it recover.
+func (p *Pool) feedback(ctx context.Context, m *member, host string, limited bool) {
+	if p.remote != nil {
+		if limited {
+			if err := p.remote.throttled(ctx, paceKey(host, p.queueName(m))); err != nil {
+				p.opts.Log.Warn("shared pacing", "err", err)
+			}
+		}
+		return // recovery happens in the reserve script
+	}
+	pc := p.pacerFor(m, host)
+	if limited {
+		pc.throttled(time.Now())
+	} else {
+		pc.quiet(time.Now())
+	}
+	p.m.pacing.WithLabelValues(pc.label, host).Set(pc.limit())
+}
+
+// queueName is m's pacing queue: its own, or the client's in client scope.
+func (p *Pool) queueName(m *member) string {
+	if p.opts.Scope == ScopeClient {
+		return "all"
+	}
+	return m.name
 }
 
 // send runs one request through m's breaker.
@@ -326,6 +355,13 @@ func (p *Pool) pick(ctx context.Context, host string, tried map[*member]bool) (*
 			}
 		}
 		if len(cands) > 0 {
+			if p.remote != nil {
+				m, err := p.reserveShared(ctx, host, cands)
+				if err == nil || ctx.Err() != nil {
+					return m, err
+				}
+				p.opts.Log.Warn("shared pacing unavailable; pacing in this process", "err", err)
+			}
 			return p.reserve(ctx, host, cands)
 		}
 		if time.Now().After(deadline) {
@@ -395,6 +431,32 @@ func (p *Pool) reserve(ctx context.Context, host string, cands []*member) (*memb
 		}
 	}
 	return best.m, nil
+}
+
+// reserveShared takes the earliest slot among the candidates' shared
+// queues and waits for it.
+func (p *Pool) reserveShared(ctx context.Context, host string, cands []*member) (*member, error) {
+	keys := make([]string, len(cands))
+	for i, m := range cands {
+		keys[i] = paceKey(host, p.queueName(m))
+	}
+	i, delay, rate, err := p.remote.reserve(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	m := cands[i]
+	p.m.pacing.WithLabelValues(p.queueName(m), host).Set(rate)
+	if delay > 0 {
+		p.m.wait.Observe(delay.Seconds())
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return m, nil
 }
 
 // pacerFor returns the pacing queue of (m, host), or of host alone in

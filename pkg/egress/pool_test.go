@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/crawlctl/crawlctl/internal/testenv"
@@ -275,5 +276,42 @@ func TestBadOptions(t *testing.T) {
 			p.Close()
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+// TestSharedPacingAcrossWorkers: two pools (two worker processes) on one
+// Redis draw on one budget per egress, and a 429 seen by one slows the
+// other.
+func TestSharedPacingAcrossWorkers(t *testing.T) {
+	s := newSite(t)
+	proxies, _ := startProxies(t, s, 3)
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+	t.Cleanup(func() { rdb.Close() })
+	a := newPool(t, Options{Proxies: proxies, Rate: 20, Redis: rdb})
+	b := newPool(t, Options{Proxies: proxies, Rate: 20, Redis: rdb})
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Go(func() { fetchAll(t, a, s.URL+"/x", 45) })
+	wg.Go(func() { fetchAll(t, b, s.URL+"/x", 45) })
+	wg.Wait()
+	// 90 requests at 20/s on each of 3 egress, shared: about 1.5 s. Each
+	// pool pacing alone would take about 0.75 s.
+	if took := time.Since(start); took < 1300*time.Millisecond {
+		t.Errorf("90 requests from two pools took %v: the budget was not shared", took)
+	}
+	for ip, n := range s.counts() {
+		if n < 20 || n > 40 {
+			t.Errorf("egress %s got %d of 90: %v", ip, n, s.counts())
+		}
+	}
+	// A 429 through one pool slows that egress for the other.
+	s.mu.Lock()
+	s.limited = "127.0.0.2"
+	s.mu.Unlock()
+	fetchAll(t, a, s.URL+"/x", 30)
+	key := paceKey(hostOf(s.URL), hostOf(proxies[0]))
+	iv, err := rdb.HGet(context.Background(), key, "iv").Float64()
+	if err != nil || iv <= 50 {
+		t.Errorf("after 429s the shared interval of %s is %v ms (%v), want above the base 50 ms", key, iv, err)
 	}
 }

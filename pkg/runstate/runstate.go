@@ -114,6 +114,10 @@ func Open(ctx context.Context, addr string) (*Store, error) {
 	return New(rdb), nil
 }
 
+// Client is the store's Redis client, for other state that lives beside
+// the runs (the egress pool's shared pacing).
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
 // Close closes the connection.
 func (s *Store) Close() error { return s.rdb.Close() }
 
