@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"image/color"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
 // crawlctl runs the real binary with its own state and config dirs.
@@ -84,7 +86,9 @@ func processesOf(bin string) []string {
 
 // TestUpSeedStatusDown is the main job end to end with a small, fast
 // configuration: every component ready, a run drains with exact
-// accounting although a worker is killed, and down leaves no process.
+// accounting and every edge stored although a worker, a proxy and the
+// graph writer are killed mid-run, collect writes its folder, and down
+// leaves no process.
 func TestUpSeedStatusDown(t *testing.T) {
 	bin := testenv.Crawlctl(t)
 	home := t.TempDir()
@@ -137,11 +141,16 @@ func TestUpSeedStatusDown(t *testing.T) {
 		r := c.status().Run
 		return r != nil && r.ID == run.ID && r.Counters.Crawled > 20
 	})
+	// Kill one of each kind of child mid-run.
+	killed := map[string]bool{}
 	for _, comp := range c.status().Components {
-		if comp.Name == "worker" {
+		if !killed[comp.Name] {
 			syscall.Kill(comp.PID, syscall.SIGKILL)
-			break
+			killed[comp.Name] = true
 		}
+	}
+	if len(killed) != 3 {
+		t.Fatalf("killed %v, want a worker, a proxy and a graph writer", killed)
 	}
 	var final *local.Status
 	testenv.Eventually(t, 3*time.Minute, "the run to drain", func() bool {
@@ -152,14 +161,40 @@ func TestUpSeedStatusDown(t *testing.T) {
 	if k.Enqueued == 0 || k.Enqueued != k.Crawled+k.Deduped+k.DLQ {
 		t.Errorf("accounting: %+v", k)
 	}
-	restarts := 0
-	for _, comp := range final.Components {
-		if comp.Name == "worker" {
-			restarts += comp.Restarts
+	// No edge lost: the graph writer commits a batch only once the store
+	// has it, so once its group has committed every results and edges
+	// record, every edge produced is stored.
+	testenv.Eventually(t, time.Minute, "the graph writer to commit every record", func() bool {
+		var lag struct {
+			Groups map[string][]topics.PartitionLag `json:"groups"`
 		}
+		resp, err := http.Get(state.Endpoints.API + "/api/v1/lag")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&lag) != nil || len(lag.Groups[topics.GraphWriterGroup]) == 0 {
+			return false
+		}
+		for _, l := range lag.Groups[topics.GraphWriterGroup] {
+			if l.Lag != 0 || (l.End > 0 && l.Committed != l.End) {
+				return false
+			}
+		}
+		return true
+	})
+	final = c.status()
+	if final.Run.Counters.EdgesWritten == 0 {
+		t.Error("no edge stored")
 	}
-	if restarts == 0 {
-		t.Error("the killed worker was not restarted")
+	restarts := map[string]int{}
+	for _, comp := range final.Components {
+		restarts[comp.Name] += comp.Restarts
+	}
+	for name := range killed {
+		if restarts[name] == 0 {
+			t.Errorf("the killed %s was not restarted: %v", name, restarts)
+		}
 	}
 	t.Logf("run %s drained: %+v", run.ID, k)
 	checkCollect(t, c, run.ID)
