@@ -35,6 +35,7 @@ func (inv invocation) run(t *testing.T) result {
 	}
 	home := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", home)
+	t.Setenv("XDG_STATE_HOME", home) // never a developer's running stack
 	if inv.configFile != "" {
 		dir := filepath.Join(home, "crawlctl")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -78,7 +79,14 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"unknown config key", invocation{args: []string{"budget"}, configFile: "proxys: 4\n"}, exitUsage, "", "proxys"},
 		{"broken config file", invocation{args: []string{"budget"}, configFile: "proxies: [\n"}, exitUsage, "", "is not valid YAML"},
 		{"missing explicit config", invocation{args: []string{"budget", "--config", "/nonexistent/c.yaml"}}, exitUsage, "", "/nonexistent/c.yaml"},
-		{"up not yet", invocation{args: []string{"up"}}, exitError, "", "crawlctl up is not available in this build yet"},
+		{"up kind not yet", invocation{args: []string{"up", "--provider", "kind"}}, exitError, "", "the kind provider is not available in this build yet; use --provider local"},
+		{"up unknown provider", invocation{args: []string{"up", "--provider", "docker"}}, exitUsage, "", `provider "docker" is unknown`},
+		{"up does not fit", invocation{args: []string{"up", "--provider", "local", "--node-memory", "2Gi"}}, exitUsage, "", "does not fit in 2048Mi"},
+		{"status when down", invocation{args: []string{"status"}}, exitError, "", `stack "crawl" is not up: run`},
+		{"seed when down", invocation{args: []string{"seed", "--count", "3"}}, exitError, "", "is not up: run `crawlctl up` first"},
+		{"seed no seeds", invocation{args: []string{"seed"}}, exitUsage, "", "no seeds: give --count N"},
+		{"seed too many", invocation{args: []string{"seed", "--count", "21"}}, exitUsage, "", "there are 20 built-in seeds"},
+		{"down when down", invocation{args: []string{"down"}}, exitOK, "", `stack "crawl" was not up`},
 		{"run grid not yet", invocation{args: []string{"run", "grid"}}, exitError, "", "crawlctl run grid is not available"},
 		{"run proxy open", invocation{args: []string{"run", "proxy", "--target", "", "--admin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"}}, exitUsage, "", "an open proxy is never the default"},
 		{"run proxy wildcard", invocation{args: []string{"run", "proxy", "--allow", "*", "--admin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"}}, exitUsage, "", "would make an open proxy"},
@@ -87,7 +95,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"run worker bad env", invocation{args: []string{"run", "worker"}, env: map[string]string{"CRAWLCTL_CONCURRENT_JOBS": "many"}}, exitUsage, "", `CRAWLCTL_CONCURRENT_JOBS="many"`},
 		{"run worker no redis", invocation{args: []string{"run", "worker", "--redis", "127.0.0.1:1"}}, exitError, "", "connecting to Redis at 127.0.0.1:1"},
 		{"run olsim bad rule", invocation{args: []string{"run", "olsim", "--rule", "authors:/authors/"}}, exitUsage, "", "is not NAME:PREFIX:RATE[:BURST]"},
-		{"collect not yet", invocation{args: []string{"collect"}}, exitError, "", "not available"},
+		{"collect when down", invocation{args: []string{"collect"}}, exitError, "", "is not up: run `crawlctl up`"},
+		{"logs unknown", invocation{args: []string{"logs", "nope"}}, exitUsage, "", `no log for "nope"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

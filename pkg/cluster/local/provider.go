@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,6 +74,10 @@ func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*U
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
+	}
+	if strings.HasSuffix(exe, ".test") {
+		// A test binary would run its tests again instead of a supervisor.
+		return nil, fmt.Errorf("%s is a Go test binary and cannot be the supervisor: tests drive the real crawlctl binary", filepath.Base(exe))
 	}
 	logf, err := os.OpenFile(filepath.Join(p.Dir, logDir, "supervisor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
