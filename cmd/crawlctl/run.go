@@ -103,6 +103,24 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// stackFlags are the addresses every pipeline runtime connects to.
+type stackFlags struct{ kafka, redis string }
+
+func (sf *stackFlags) add(f *pflag.FlagSet) {
+	f.StringVar(&sf.kafka, "kafka", defaultKafka, "Kafka bootstrap brokers, comma-separated")
+	f.StringVar(&sf.redis, "redis", defaultRedis, "Redis address (host:port or redis:// URL)")
+}
+
+// runWithAdmin serves the admin endpoints while run runs.
+func runWithAdmin(ctx context.Context, addr string, h *serve.Health, reg *prometheus.Registry, log *slog.Logger, run func(context.Context) error) error {
+	stop, err := serveAdmin(ctx, addr, h, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return run(ctx)
+}
+
 // serveAdmin serves /healthz, /readyz and /metrics on addr until ctx ends.
 func serveAdmin(ctx context.Context, addr string, h *serve.Health, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
 	ln, err := serve.Listen(addr)

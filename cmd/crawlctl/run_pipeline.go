@@ -27,12 +27,13 @@ func clientID(component string) string {
 
 func newRunWorkerCommand(a *app) *cobra.Command {
 	var (
-		kafka, redis, target, admin, userAgent string
-		gogc                                   int
-		opts                                   worker.Options
-		pool                                   []string
-		pacing                                 egress.Options
-		sharedPacing                           bool
+		conn                     stackFlags
+		target, admin, userAgent string
+		gogc                     int
+		opts                     worker.Options
+		pool                     []string
+		pacing                   egress.Options
+		sharedPacing             bool
 	)
 	cmd := runtimeCommand(a, "worker", "Crawl worker: consumes the frontier, fetches from the target, produces results and edges",
 		func(ctx context.Context, log *slog.Logger) error {
@@ -43,13 +44,13 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 			if _, set := os.LookupEnv("GOGC"); !set {
 				debug.SetGCPercent(gogc)
 			}
-			runs, err := runstate.Open(ctx, redis)
+			runs, err := runstate.Open(ctx, conn.redis)
 			if err != nil {
 				return err
 			}
 			defer runs.Close()
 			reg, health := newRegistry(), &serve.Health{}
-			opts.Brokers, opts.Target, opts.Store, opts.UserAgent = brokers(kafka), tgt, runs, userAgent
+			opts.Brokers, opts.Target, opts.Store, opts.UserAgent = brokers(conn.kafka), tgt, runs, userAgent
 			opts.ClientID, opts.Log, opts.Registerer = clientID("worker"), log, reg
 			if len(pool) == 0 {
 				pool = brokers(os.Getenv("PROXY_POOL")) // the reference crawler's variable
@@ -77,18 +78,12 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			stop, err := serveAdmin(ctx, admin, health, reg, log)
-			if err != nil {
-				return err
-			}
-			defer stop()
 			health.SetReady(true)
 			log.Info("worker started", "target", tgt.String(), "concurrent_jobs", opts.ConcurrentJobs)
-			return w.Run(ctx)
+			return runWithAdmin(ctx, admin, health, reg, log, w.Run)
 		})
 	f := cmd.Flags()
-	f.StringVar(&kafka, "kafka", defaultKafka, "Kafka bootstrap brokers, comma-separated")
-	f.StringVar(&redis, "redis", defaultRedis, "Redis address (host:port or redis:// URL)")
+	conn.add(f)
 	f.StringVar(&target, "target", defaultTarget, "crawl target base URL; URLs elsewhere are never fetched")
 	f.StringVar(&admin, "admin-listen", "127.0.0.1:9101", "address of /healthz, /readyz and /metrics")
 	f.IntVar(&opts.ConcurrentJobs, "concurrent-jobs", 5, "jobs in flight")
@@ -112,8 +107,9 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 
 func newRunGraphWriterCommand(a *app) *cobra.Command {
 	var (
-		kafka, redis, store, admin string
-		opts                       graphwriter.Options
+		conn         stackFlags
+		store, admin string
+		opts         graphwriter.Options
 	)
 	cmd := runtimeCommand(a, "graph-writer", "Graph writer: stores results and edges in the graph store",
 		func(ctx context.Context, log *slog.Logger) error {
@@ -122,28 +118,22 @@ func newRunGraphWriterCommand(a *app) *cobra.Command {
 				return err
 			}
 			defer gs.Close()
-			runs, err := runstate.Open(ctx, redis)
+			runs, err := runstate.Open(ctx, conn.redis)
 			if err != nil {
 				return err
 			}
 			defer runs.Close()
 			reg, health := newRegistry(), &serve.Health{}
-			opts.Brokers, opts.Store, opts.Runs, opts.Health = brokers(kafka), gs, runs, health
+			opts.Brokers, opts.Store, opts.Runs, opts.Health = brokers(conn.kafka), gs, runs, health
 			opts.ClientID, opts.Log, opts.Registerer = clientID("graph-writer"), log, reg
 			w, err := graphwriter.New(opts)
 			if err != nil {
 				return err
 			}
-			stop, err := serveAdmin(ctx, admin, health, reg, log)
-			if err != nil {
-				return err
-			}
-			defer stop()
-			return w.Run(ctx)
+			return runWithAdmin(ctx, admin, health, reg, log, w.Run)
 		})
 	f := cmd.Flags()
-	f.StringVar(&kafka, "kafka", defaultKafka, "Kafka bootstrap brokers, comma-separated")
-	f.StringVar(&redis, "redis", defaultRedis, "Redis address, for per-run row counts")
+	conn.add(f)
 	f.StringVar(&store, "graph-store", "sqlite:crawl-graph.db", "graph store: sqlite:PATH or postgres://USER@HOST/DB")
 	f.StringVar(&admin, "admin-listen", "127.0.0.1:9102", "address of /healthz, /readyz and /metrics")
 	f.IntVar(&opts.BatchSize, "batch-size", 1000, "records per batch")
@@ -153,8 +143,9 @@ func newRunGraphWriterCommand(a *app) *cobra.Command {
 
 func newRunAPICommand(a *app) *cobra.Command {
 	var (
-		kafka, redis, target, listen string
-		partitions                   int
+		conn           stackFlags
+		target, listen string
+		partitions     int
 	)
 	cmd := runtimeCommand(a, "api", "Control API: creates runs from seeds, reports progress and consumer lag",
 		func(ctx context.Context, log *slog.Logger) error {
@@ -162,12 +153,12 @@ func newRunAPICommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runs, err := runstate.Open(ctx, redis)
+			runs, err := runstate.Open(ctx, conn.redis)
 			if err != nil {
 				return err
 			}
 			defer runs.Close()
-			srv, err := api.New(api.Options{Brokers: brokers(kafka), Target: tgt, Runs: runs, Partitions: partitions,
+			srv, err := api.New(api.Options{Brokers: brokers(conn.kafka), Target: tgt, Runs: runs, Partitions: partitions,
 				Log: log, Registry: newRegistry()})
 			if err != nil {
 				return err
@@ -185,8 +176,7 @@ func newRunAPICommand(a *app) *cobra.Command {
 			return serve.Serve(ctx, ln, srv.Handler(), log)
 		})
 	f := cmd.Flags()
-	f.StringVar(&kafka, "kafka", defaultKafka, "Kafka bootstrap brokers, comma-separated")
-	f.StringVar(&redis, "redis", defaultRedis, "Redis address (host:port or redis:// URL)")
+	conn.add(f)
 	f.StringVar(&target, "target", defaultTarget, "crawl target base URL; seeds elsewhere are refused")
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "listen address")
 	f.IntVar(&partitions, "partitions", topics.DefaultFrontierPartitions, "frontier partitions (topics are created at start)")
