@@ -88,6 +88,7 @@ API only. --until-drained first waits for the run to drain.
 	f.StringVar(&o.Name, "name", "", "run folder (default: <seeds>_seed_<egress>_proxies)")
 	f.DurationVar(&o.Step, "step", 5*time.Second, "resolution of the CSVs and charts")
 	f.DurationVar(&o.RateWindow, "rate-window", 30*time.Second, "window of rate() in the panels")
+	f.DurationVar(&o.StuckAfter, "stuck-after", time.Minute, "a partition whose lag stays flat and non-zero this long is stuck (scale it with --sim-time-factor)")
 	return cmd
 }
 

@@ -43,9 +43,9 @@ func (a *app) localProvider() (*local.Provider, error) {
 
 func newUpCommand(a *app) *cobra.Command {
 	var (
-		provider, target string
-		timeFactor       float64
-		timeout, scrape  time.Duration
+		provider, target, assignment string
+		timeFactor                   float64
+		timeout, scrape              time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -75,7 +75,7 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 				return err
 			}
 			res, err := p.Up(ctx, local.Spec{Name: a.cfg.Name, Budget: a.cfg.Input, Target: target, SimTimeFactor: timeFactor,
-				ScrapeInterval: scrape}, timeout)
+				ScrapeInterval: scrape, ProxyAssignment: assignment}, timeout)
 			if err != nil {
 				return err
 			}
@@ -100,6 +100,7 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 	f := cmd.Flags()
 	f.StringVar(&provider, "provider", cluster.Auto, "auto, local or kind")
 	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
+	f.StringVar(&assignment, "proxy-assignment", "pace", "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")
 	f.Float64Var(&timeFactor, "sim-time-factor", 1, "scale the simulator's rate limits (10: ten times faster runs)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready")
 	f.DurationVar(&scrape, "scrape-interval", 5*time.Second, "how often the metrics store scrapes every component")

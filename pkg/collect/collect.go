@@ -27,6 +27,9 @@ type Options struct {
 	Name       string // empty: <seeds>_seed_<egress>_proxies
 	Step       time.Duration
 	RateWindow time.Duration
+	// StuckAfter is how long a partition's lag must stay flat and non-zero
+	// to count as stuck (1m).
+	StuckAfter time.Duration
 	// Settings are recorded in run.json as they are (the stack's spec,
 	// budget plan...).
 	Settings any
@@ -48,6 +51,9 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.RateWindow <= 0 {
 		o.RateWindow = 30 * time.Second
+	}
+	if o.StuckAfter <= 0 {
+		o.StuckAfter = time.Minute
 	}
 	if o.Out == "" {
 		o.Out = filepath.Join("raw_data", "metrics")
@@ -104,7 +110,7 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 	if err := writeOverview(filepath.Join(dir, "screenshots", "overview.png"), run, panels, start, end); err != nil {
 		return nil, err
 	}
-	sum := summarize(run, panels, egress, fetches)
+	sum := summarize(run, panels, egress, fetches, o.StuckAfter)
 	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(sum.Markdown(run)), 0o644); err != nil {
 		return nil, err
 	}

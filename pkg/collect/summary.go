@@ -27,6 +27,7 @@ type ReplicaChange struct {
 // Summary is what a person would read off the graphs, computed.
 type Summary struct {
 	DrainSeconds    float64            `json:"drain_seconds"` // 0 while running
+	StuckAfter      time.Duration      `json:"stuck_after_ns"`
 	PeakLag         float64            `json:"peak_lag"`
 	PeakLagAt       time.Time          `json:"peak_lag_at"`
 	Stuck           []StuckWindow      `json:"stuck_partitions"`
@@ -38,10 +39,6 @@ type Summary struct {
 	MeanEdgesPerSec float64            `json:"mean_edges_per_second"`
 	DLQByReason     map[string]int64   `json:"dlq_by_reason"`
 }
-
-// StuckAfter is how long a partition's lag must stay flat and non-zero to
-// count as stuck.
-const StuckAfter = time.Minute
 
 func panel(ps []*PanelData, file string) *PanelData {
 	for _, p := range ps {
@@ -63,8 +60,8 @@ func (d *PanelData) Total() map[int64]float64 {
 	return out
 }
 
-func summarize(run *runstate.Run, ps []*PanelData, limited, requests map[string]float64) Summary {
-	s := Summary{RateLimited: limited, Requests: requests, DLQByReason: run.DLQByReason}
+func summarize(run *runstate.Run, ps []*PanelData, limited, requests map[string]float64, stuckAfter time.Duration) Summary {
+	s := Summary{RateLimited: limited, Requests: requests, DLQByReason: run.DLQByReason, StuckAfter: stuckAfter}
 	if !run.DrainedAt.IsZero() {
 		s.DrainSeconds = run.DrainedAt.Sub(run.CreatedAt).Seconds()
 	}
@@ -75,7 +72,7 @@ func summarize(run *runstate.Run, ps []*PanelData, limited, requests map[string]
 		}
 	}
 	for _, ser := range lag.Series {
-		s.Stuck = append(s.Stuck, stuck(ser)...)
+		s.Stuck = append(s.Stuck, stuck(ser, stuckAfter)...)
 	}
 	for _, ser := range panel(ps, "replicas").Series {
 		if ser.Name != "worker" {
@@ -105,9 +102,9 @@ func summarize(run *runstate.Run, ps []*PanelData, limited, requests map[string]
 	return s
 }
 
-// stuck finds windows of at least StuckAfter where a series stayed at one
+// stuck finds windows of at least after where a series stayed at one
 // non-zero value.
-func stuck(ser Series) []StuckWindow {
+func stuck(ser Series, after time.Duration) []StuckWindow {
 	var out []StuckWindow
 	ts := sortedTimes(ser)
 	for i := 0; i < len(ts); {
@@ -115,7 +112,7 @@ func stuck(ser Series) []StuckWindow {
 		for j+1 < len(ts) && ser.Values[ts[j+1]] == ser.Values[ts[i]] {
 			j++
 		}
-		if v := ser.Values[ts[i]]; v > 0 && time.Duration(ts[j]-ts[i])*time.Second >= StuckAfter {
+		if v := ser.Values[ts[i]]; v > 0 && time.Duration(ts[j]-ts[i])*time.Second >= after {
 			out = append(out, StuckWindow{Partition: ser.Name, From: time.Unix(ts[i], 0).UTC(), To: time.Unix(ts[j], 0).UTC(), Lag: v})
 		}
 		i = j + 1
@@ -139,9 +136,9 @@ func (s Summary) Markdown(run *runstate.Run) string {
 		c.Enqueued, c.Crawled, c.Deduped, c.DLQ, c.Retried, c.EdgesWritten, c.NodesWritten)
 	fmt.Fprintf(&b, "- Peak frontier lag: %.0f at %s\n", s.PeakLag, s.PeakLagAt.Format(time.TimeOnly))
 	if len(s.Stuck) == 0 {
-		fmt.Fprintf(&b, "- Stuck partitions (lag flat and non-zero for %v or more): none\n", StuckAfter)
+		fmt.Fprintf(&b, "- Stuck partitions (lag flat and non-zero for %v or more): none\n", s.StuckAfter)
 	} else {
-		fmt.Fprintf(&b, "- Stuck partitions (lag flat and non-zero for %v or more):\n", StuckAfter)
+		fmt.Fprintf(&b, "- Stuck partitions (lag flat and non-zero for %v or more):\n", s.StuckAfter)
 		for _, w := range s.Stuck {
 			fmt.Fprintf(&b, "  - partition %s at %.0f from %s to %s (%s)\n", w.Partition, w.Lag, w.From.Format(time.TimeOnly),
 				w.To.Format(time.TimeOnly), w.To.Sub(w.From))

@@ -27,6 +27,8 @@ type Spec struct {
 	Target string `json:"target,omitempty"`
 	// SimTimeFactor scales the simulator's rate limits.
 	SimTimeFactor float64 `json:"sim_time_factor"`
+	// ProxyAssignment is the workers' --proxy-assignment (pace or hash).
+	ProxyAssignment string `json:"proxy_assignment,omitempty"`
 	// LagThreshold, MinWorkers, PollInterval and Cooldown are KEDA's Kafka
 	// trigger settings.
 	LagThreshold int           `json:"lag_threshold"`

@@ -325,6 +325,9 @@ func (s *Supervisor) addChild(component string, i int) error {
 	switch component {
 	case compWorker:
 		args = append(args, "--target", s.target.String(), "--proxy-pool", strings.Join(s.proxies, ","))
+		if s.spec.ProxyAssignment != "" {
+			args = append(args, "--proxy-assignment", s.spec.ProxyAssignment)
+		}
 		if !s.target.IsReal() {
 			// The simulator's per-IP JSON limit, scaled like the simulator.
 			args = append(args, "--egress-rate", strconv.FormatFloat(3*s.spec.SimTimeFactor, 'f', -1, 64), "--egress-burst", "1")
