@@ -79,8 +79,11 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 			if err != nil {
 				return err
 			}
-			if res.AlreadyUp {
+			switch {
+			case res.AlreadyUp:
 				a.progress("already up (pid %d)", res.State.PID)
+			case res.Changed:
+				a.progress("new settings applied; runs in progress continue")
 			}
 			return a.printObject(res.State, func(w io.Writer) error {
 				e := res.State.Endpoints

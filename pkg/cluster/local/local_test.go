@@ -124,8 +124,8 @@ func TestUpSeedStatusDown(t *testing.T) {
 	if _, errOut, code := c.run(upArgs...); code != 0 || !strings.Contains(errOut, "already up") {
 		t.Errorf("second up: exit %d: %s", code, errOut)
 	}
-	if _, errOut, code := c.run("up", "--provider", "local", "--proxies", "3"); code == 0 || !strings.Contains(errOut, "is up with other settings") {
-		t.Errorf("up with other settings: exit %d: %s", code, errOut)
+	if _, errOut, code := c.run(append(upArgs[:len(upArgs):len(upArgs)], "--sim-time-factor", "5")...); code == 0 || !strings.Contains(errOut, "--sim-time-factor cannot change while it is") {
+		t.Errorf("up with another time factor: exit %d: %s", code, errOut)
 	}
 	// A bad seed enqueues nothing.
 	if _, errOut, code := c.run("seed", "--file", writeFile(t, "OL9388A\nhttps://evil.example/x\n")); code != 2 || !strings.Contains(errOut, "outside the crawl target") {
@@ -141,6 +141,13 @@ func TestUpSeedStatusDown(t *testing.T) {
 		r := c.status().Run
 		return r != nil && r.ID == run.ID && r.Counters.Crawled > 20
 	})
+	// New settings mid-run: a third proxy; workers roll onto it.
+	if _, errOut, code := c.run(append(upArgs[:len(upArgs):len(upArgs)], "--proxies", "3")...); code != 0 || !strings.Contains(errOut, "applied") {
+		t.Fatalf("up --proxies 3 while up: exit %d: %s", code, errOut)
+	}
+	if r := c.status().Replicas["proxy"]; r.Ready != 3 {
+		t.Errorf("after up --proxies 3: %+v", r)
+	}
 	// Kill one of each kind of child mid-run.
 	killed := map[string]bool{}
 	for _, comp := range c.status().Components {
@@ -221,7 +228,7 @@ func writeFile(t *testing.T, content string) string {
 func checkCollect(t *testing.T, c crawlctl, runID string) {
 	out := t.TempDir()
 	dir := strings.TrimSpace(c.must("collect", "--until-drained", "--run", runID, "--out", out, "--step", "1s", "--rate-window", "5s", "-q"))
-	if want := filepath.Join(out, "worker_autoscaler_egress_proxy", "6_seed_2_proxies"); dir != want {
+	if want := filepath.Join(out, "worker_autoscaler_egress_proxy", "6_seed_3_proxies"); dir != want {
 		t.Errorf("collect wrote %s, want %s", dir, want)
 	}
 	csvs := map[string][][]string{}

@@ -42,14 +42,17 @@ func (p *Provider) step(format string, args ...any) {
 // UpResult says what Up did.
 type UpResult struct {
 	AlreadyUp bool
+	Changed   bool // an up stack took new settings
 	State     *State
 	Plan      *budget.Plan
 }
 
 // Up starts the stack (a detached supervisor) and waits until every
 // component is ready. A stack already up with the same spec is left as it
-// is ("already up"); one up with other settings is refused with what to do
-// (applying a change in place is not built yet).
+// is ("already up"); one up with other settings takes them in place (proxy,
+// graph-writer and worker counts, partitions growing, proxy assignment),
+// keeping the run in progress; the target, the simulator's time factor and
+// the scrape interval need a down and up.
 func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*UpResult, error) {
 	spec.defaults()
 	plan, err := budget.Compute(spec.Budget)
@@ -57,12 +60,10 @@ func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*U
 		return nil, err // refused before anything starts
 	}
 	if st, err := ReadState(p.Dir); err == nil {
-		var old Spec
-		if readJSON(filepath.Join(p.Dir, specFile), &old) == nil && reflect.DeepEqual(old, spec) {
+		if reflect.DeepEqual(st.Spec, spec) {
 			return &UpResult{AlreadyUp: true, State: st, Plan: plan}, nil
 		}
-		return nil, fmt.Errorf("a stack called %q is up with other settings (pid %d): run `crawlctl down --name %s` first, then up again",
-			spec.Name, st.PID, spec.Name)
+		return p.change(ctx, st, spec, plan, timeout)
 	}
 	p.step("preflight: plan fits: %d proxies, %d graph writer(s), up to %d workers", plan.Proxies, plan.GraphWriters, min(plan.MaxWorkers, plan.Partitions))
 	if err := os.MkdirAll(filepath.Join(p.Dir, logDir), 0o755); err != nil {
@@ -112,6 +113,39 @@ func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*U
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGTERM)
 			return nil, fmt.Errorf("the stack was not ready within %v: see the logs in %s", timeout, filepath.Join(p.Dir, logDir))
+		}
+	}
+}
+
+// change hands new settings to a running supervisor and waits until it
+// has applied them.
+func (p *Provider) change(ctx context.Context, st *State, spec Spec, plan *budget.Plan, timeout time.Duration) (*UpResult, error) {
+	if fixed := spec.fixedFields(st.Spec); len(fixed) > 0 {
+		return nil, fmt.Errorf("stack %q is up, and %s cannot change while it is: run `crawlctl down`, then up again",
+			spec.Name, strings.Join(fixed, ", "))
+	}
+	p.step("stack is up (pid %d): applying new settings: %d proxies, %d graph writer(s), up to %d workers",
+		st.PID, plan.Proxies, plan.GraphWriters, min(plan.MaxWorkers, plan.Partitions))
+	if err := writeJSON(filepath.Join(p.Dir, specFile), spec); err != nil {
+		return nil, err
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGHUP); err != nil {
+		return nil, fmt.Errorf("signalling the supervisor: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		if cur, err := ReadState(p.Dir); err == nil && reflect.DeepEqual(cur.Spec, spec) && adminReady(cur) {
+			p.step("applied")
+			return &UpResult{Changed: true, State: cur, Plan: plan}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the supervisor did not apply the new settings within %v: see %s", timeout,
+				filepath.Join(p.Dir, logDir, "supervisor.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -39,7 +39,25 @@ type Spec struct {
 	ScrapeInterval time.Duration `json:"scrape_interval"`
 }
 
-// DefaultSpec fills the autoscaling defaults.
+// fixedFields names what cannot change while a stack is up.
+func (s Spec) fixedFields(o Spec) []string {
+	var out []string
+	if s.Target != o.Target {
+		out = append(out, "--target")
+	}
+	if s.SimTimeFactor != o.SimTimeFactor {
+		out = append(out, "--sim-time-factor")
+	}
+	if s.ScrapeInterval != o.ScrapeInterval {
+		out = append(out, "--scrape-interval")
+	}
+	if s.Budget.Partitions < o.Budget.Partitions {
+		out = append(out, "--partitions (it can grow, not shrink)")
+	}
+	return out
+}
+
+// defaults fills the autoscaling defaults.
 func (s *Spec) defaults() {
 	if s.SimTimeFactor <= 0 {
 		s.SimTimeFactor = 1
@@ -63,6 +81,9 @@ func (s *Spec) defaults() {
 
 // State is what the supervisor reports (state.json in the state dir).
 type State struct {
+	// Spec is the spec the supervisor runs now (it changes when `up`
+	// applies new settings).
+	Spec      Spec              `json:"spec"`
 	PID       int               `json:"pid"`
 	StartedAt time.Time         `json:"started_at"`
 	Admin     string            `json:"admin"` // the supervisor's own /status, /readyz, /metrics

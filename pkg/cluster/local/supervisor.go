@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -126,7 +127,7 @@ func RunSupervisor(ctx context.Context, dir string, log *slog.Logger) error {
 }
 
 func (s *Supervisor) run(ctx context.Context) error {
-	st := State{PID: os.Getpid(), StartedAt: time.Now().UTC()}
+	st := State{Spec: s.spec, PID: os.Getpid(), StartedAt: time.Now().UTC()}
 	var servers sync.WaitGroup
 	sctx, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopServers(); servers.Wait() }()
@@ -276,6 +277,9 @@ func (s *Supervisor) run(ctx context.Context) error {
 	defer t.Stop()
 	replicas := time.NewTicker(time.Second)
 	defer replicas.Stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
@@ -285,8 +289,117 @@ func (s *Supervisor) run(ctx context.Context) error {
 			s.autoscale(ctx)
 		case <-replicas.C:
 			s.updateReplicaMetrics()
+		case <-hup:
+			if err := s.reload(ctx); err != nil {
+				s.log.Error("applying the new settings", "err", err)
+				continue
+			}
+			st.Spec = s.spec
+			if err := writeJSON(filepath.Join(s.dir, stateFile), st); err != nil {
+				s.log.Error("writing the state", "err", err)
+			}
 		}
 	}
+}
+
+// reload applies a changed spec.json without stopping the stack: the
+// broker, Redis, the simulator and the API keep the run in progress;
+// partitions grow, proxies and graph writers are added or stopped, and
+// workers are restarted one at a time (each drains; what it had not
+// finished is redelivered) when their proxies or assignment changed.
+func (s *Supervisor) reload(ctx context.Context) error {
+	var spec Spec
+	if err := readJSON(filepath.Join(s.dir, specFile), &spec); err != nil {
+		return err
+	}
+	spec.defaults()
+	if fixed := spec.fixedFields(s.spec); len(fixed) > 0 {
+		return fmt.Errorf("cannot change %s while up", strings.Join(fixed, ", "))
+	}
+	plan, err := budget.Compute(spec.Budget)
+	if err != nil {
+		return err
+	}
+	if plan.Partitions > s.plan.Partitions {
+		kcl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka...))
+		if err != nil {
+			return err
+		}
+		err = topics.Ensure(ctx, kcl, plan.Partitions)
+		kcl.Close()
+		if err != nil {
+			return err
+		}
+	}
+	s.log.Info("applying new settings", "proxies", fmt.Sprintf("%d→%d", s.plan.Proxies, plan.Proxies),
+		"graph_writers", fmt.Sprintf("%d→%d", s.plan.GraphWriters, plan.GraphWriters), "max_workers", plan.MaxWorkers)
+	oldProxies, oldAssignment := s.plan.Proxies, s.spec.ProxyAssignment
+	s.spec, s.plan = spec, plan
+	for i := oldProxies; i < plan.Proxies; i++ {
+		if err := s.addProxy(i); err != nil {
+			return err
+		}
+	}
+	for _, c := range s.shrink(compProxy, plan.Proxies) {
+		c.stop(40 * time.Second)
+	}
+	if len(s.proxies) > plan.Proxies {
+		s.proxies = s.proxies[:plan.Proxies]
+	}
+	for i := len(s.childrenOf(compGraphWriter)); i < plan.GraphWriters; i++ {
+		if err := s.addChild(compGraphWriter, i); err != nil {
+			return err
+		}
+	}
+	for _, c := range s.shrink(compGraphWriter, plan.GraphWriters) {
+		c.stop(40 * time.Second)
+	}
+	if plan.Proxies != oldProxies || spec.ProxyAssignment != oldAssignment {
+		// Roll the workers onto the new pool, one at a time.
+		for _, c := range s.childrenOf(compWorker) {
+			c.stop(40 * time.Second)
+			if err := s.replaceChild(c); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+		return err
+	}
+	s.log.Info("new settings applied")
+	return nil
+}
+
+func (s *Supervisor) childrenOf(component string) []*child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*child(nil), s.children[component]...)
+}
+
+// shrink removes a component's children beyond n and returns them.
+func (s *Supervisor) shrink(component string, n int) []*child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.children[component]
+	if len(cs) <= n {
+		return nil
+	}
+	s.children[component] = cs[:n]
+	return cs[n:]
+}
+
+// replaceChild starts a new instance in the place of a stopped one.
+func (s *Supervisor) replaceChild(old *child) error {
+	s.mu.Lock()
+	cs := s.children[old.component]
+	for i, c := range cs {
+		if c == old {
+			s.children[old.component] = append(cs[:i:i], cs[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	return s.addChild(old.component, old.index)
 }
 
 // targets are the scrape targets now: the API, the supervisor (its own
