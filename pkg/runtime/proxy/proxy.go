@@ -50,12 +50,13 @@ type Proxy struct {
 }
 
 type metrics struct {
-	requests    *prometheus.CounterVec
-	upstream429 prometheus.Counter
-	bytes       *prometheus.CounterVec
-	tunnels     prometheus.Gauge
-	dialErrors  prometheus.Counter
-	refused     *prometheus.CounterVec
+	bytesUp, bytesDown prometheus.Counter // children of bytes, looked up once
+	requests           *prometheus.CounterVec
+	upstream429        prometheus.Counter
+	bytes              *prometheus.CounterVec
+	tunnels            prometheus.Gauge
+	dialErrors         prometheus.Counter
+	refused            *prometheus.CounterVec
 }
 
 // bufferPool lends 32 KiB copy buffers (responses and tunnels), stored as
@@ -110,6 +111,7 @@ func New(opts Options) (*Proxy, error) {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_proxy_refused_total",
 			Help: "Requests refused, by reason."}, []string{"reason"}),
 	}
+	p.m.bytesUp, p.m.bytesDown = p.m.bytes.WithLabelValues("upstream"), p.m.bytes.WithLabelValues("downstream")
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(p.m.requests, p.m.upstream429, p.m.bytes, p.m.tunnels, p.m.dialErrors, p.m.refused)
 	}
@@ -181,7 +183,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusOK
 		}
 		p.m.requests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
-		p.m.bytes.WithLabelValues("downstream").Add(float64(sw.bytes))
+		p.m.bytesDown.Add(float64(sw.bytes))
 	}()
 	if r.Method == http.MethodConnect {
 		p.connect(sw, r)
@@ -204,7 +206,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > 0 {
-		p.m.bytes.WithLabelValues("upstream").Add(float64(r.ContentLength))
+		p.m.bytesUp.Add(float64(r.ContentLength))
 	}
 	buf := p.pool.get()
 	defer p.pool.put(buf)
@@ -274,8 +276,8 @@ func (p *Proxy) track(client, up net.Conn) {
 	go func() {
 		defer p.wg.Done()
 		var wg sync.WaitGroup
-		wg.Go(func() { p.m.bytes.WithLabelValues("upstream").Add(float64(p.pipe(up, client))) })
-		wg.Go(func() { p.m.bytes.WithLabelValues("downstream").Add(float64(p.pipe(client, up))) })
+		wg.Go(func() { p.m.bytesUp.Add(float64(p.pipe(up, client))) })
+		wg.Go(func() { p.m.bytesDown.Add(float64(p.pipe(client, up))) })
 		wg.Wait()
 		client.Close()
 		up.Close()

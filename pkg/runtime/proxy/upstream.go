@@ -31,7 +31,8 @@ type upConn struct {
 	bw *bufio.Writer
 }
 
-func (u *upstreams) get(ctx context.Context, addr string) (*upConn, bool, error) {
+// get takes an idle connection to addr, or dials one within timeout.
+func (u *upstreams) get(ctx context.Context, addr string, timeout time.Duration) (*upConn, bool, error) {
 	u.mu.Lock()
 	if l := u.idle[addr]; len(l) > 0 {
 		c := l[len(l)-1]
@@ -40,6 +41,8 @@ func (u *upstreams) get(ctx context.Context, addr string) (*upConn, bool, error)
 		return c, true, nil
 	}
 	u.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	nc, err := u.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
@@ -48,7 +51,6 @@ func (u *upstreams) get(ctx context.Context, addr string) (*upConn, bool, error)
 }
 
 func (u *upstreams) put(addr string, c *upConn) {
-	c.SetDeadline(time.Time{})
 	u.mu.Lock()
 	if len(u.idle[addr]) < u.maxIdle {
 		u.idle[addr] = append(u.idle[addr], c)
@@ -107,9 +109,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, buf []byte) erro
 	if r.URL.Port() == "" {
 		addr = net.JoinHostPort(r.URL.Hostname(), "80")
 	}
+	// The incoming header is this request's own: strip it in place.
 	out := &http.Request{
 		Method: r.Method, URL: r.URL, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: r.Header.Clone(), Body: r.Body, ContentLength: r.ContentLength, Host: r.Host,
+		Header: r.Header, Body: r.Body, ContentLength: r.ContentLength, Host: r.Host,
 		TransferEncoding: r.TransferEncoding,
 	}
 	removeHop(out.Header)
@@ -120,9 +123,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, buf []byte) erro
 		out.Body = nil
 	}
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(r.Context(), p.opts.DialTimeout)
-		c, reused, err := p.up.get(ctx, addr)
-		cancel()
+		c, reused, err := p.up.get(r.Context(), addr, p.opts.DialTimeout)
 		if err != nil {
 			return &upstreamError{err: err, timeout: isTimeout(err)}
 		}
