@@ -15,6 +15,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/collect"
+	"github.com/crawlctl/crawlctl/pkg/runstate"
 )
 
 func newCollectCommand(a *app) *cobra.Command {
@@ -63,7 +64,7 @@ API only. --until-drained first waits for the run to drain.
 					return err
 				}
 				o.RunID = run.ID
-				if !a.cfg.Quiet {
+				if !a.cfg.Quiet && isTerminal(a.errOut) {
 					fmt.Fprintln(a.errOut)
 				}
 				// Let the last scrape see the drained state.
@@ -92,20 +93,40 @@ API only. --until-drained first waits for the run to drain.
 	return cmd
 }
 
-// drainProgress draws a one-line progress bar on stderr.
+// drainProgress draws a one-line progress bar on stderr; when stderr is
+// not a terminal it prints a plain line every 10 s instead.
 func (a *app) drainProgress(p collect.Progress) {
 	if a.cfg.Quiet {
 		return
 	}
+	tty := isTerminal(a.errOut)
+	if !tty && time.Since(a.lastProgress) < 10*time.Second && p.Run.State != runstate.StateDrained {
+		return
+	}
+	a.lastProgress = time.Now()
 	const width = 30
 	done := 0
 	if p.Partitions > 0 {
 		done = width * p.Drained / p.Partitions
 	}
 	c := p.Run.Counters
-	fmt.Fprintf(a.errOut, "\r[%s%s] %d/%d partitions drained, lag %d, %d/%d URLs done, %s ",
+	start, end := "\r", " "
+	if !tty {
+		start, end = "", "\n"
+	}
+	fmt.Fprintf(a.errOut, "%s[%s%s] %d/%d partitions drained, lag %d, %d/%d URLs done, %s%s", start,
 		strings.Repeat("#", done), strings.Repeat(".", width-done), p.Drained, p.Partitions, p.Lag,
-		c.Finished(), c.Enqueued, p.Elapsed.Round(time.Second))
+		c.Finished(), c.Enqueued, p.Elapsed.Round(time.Second), end)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func newLogsCommand(a *app) *cobra.Command {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -52,6 +53,8 @@ type app struct {
 	viper       *viper.Viper
 	cfg         config.Config
 	log         *slog.Logger
+	// lastProgress is when a non-terminal progress line was last printed.
+	lastProgress time.Time
 }
 
 // newRootCommand builds the command tree writing to out and errOut.
