@@ -46,11 +46,6 @@ func newComponent(name string, replicas int, r Resources) Component {
 	}
 }
 
-// Resources returns the component's per-pod sizes.
-func (c Component) Resources() Resources {
-	return Resources{RequestMemoryMi: c.RequestMemoryMi, LimitMemoryMi: c.LimitMemoryMi, RequestCPUm: c.RequestCPUm, LimitCPUm: c.LimitCPUm}
-}
-
 // Totals sums the components' totals.
 type Totals struct {
 	RequestMemoryMi int64 `json:"requestMemoryMi"`

@@ -2,7 +2,6 @@ package collect
 
 import (
 	"fmt"
-	"image/color"
 	"os"
 	"time"
 
@@ -90,7 +89,7 @@ func panelPlot(d *PanelData) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.Color = lineColor(i)
+		l.Color = plotutil.Color(i)
 		l.Width = vg.Points(1.2)
 		p.Add(l)
 		if len(d.Series) <= maxLegend {
@@ -111,5 +110,3 @@ func maxY(xys plotter.XYs) float64 {
 	}
 	return m
 }
-
-func lineColor(i int) color.Color { return plotutil.Color(i) }
