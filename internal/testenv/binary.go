@@ -17,8 +17,9 @@ var (
 	binErr  error
 )
 
-// Crawlctl builds the crawlctl binary once per test process and returns its
-// path, for tests and benchmarks that measure the real program.
+// Crawlctl builds the crawlctl binary once per test process, static like a
+// release (CGO_ENABLED=0, -trimpath), and returns its path, for tests and
+// benchmarks that measure the real program.
 func Crawlctl(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -28,7 +29,9 @@ func Crawlctl(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "crawlctl")
-		out, err := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/crawlctl/crawlctl/cmd/crawlctl").CombinedOutput()
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/crawlctl/crawlctl/cmd/crawlctl")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -114,8 +113,6 @@ func pt(t int64, v float64) point {
 	return point{float64(t) / 1000, strconv.FormatFloat(v, 'f', -1, 64)}
 }
 
-func metricMap(ls labels.Labels) map[string]string { return ls.Map() }
-
 func encodeValue(v parser.Value) any {
 	switch val := v.(type) {
 	case promql.Matrix:
@@ -125,13 +122,13 @@ func encodeValue(v parser.Value) any {
 			for _, f := range s.Floats {
 				pts = append(pts, pt(f.T, f.F))
 			}
-			out = append(out, map[string]any{"metric": metricMap(s.Metric), "values": pts})
+			out = append(out, map[string]any{"metric": s.Metric.Map(), "values": pts})
 		}
 		return out
 	case promql.Vector:
 		out := make([]map[string]any, 0, len(val))
 		for _, s := range val {
-			out = append(out, map[string]any{"metric": metricMap(s.Metric), "value": pt(s.T, s.F)})
+			out = append(out, map[string]any{"metric": s.Metric.Map(), "value": pt(s.T, s.F)})
 		}
 		return out
 	case promql.Scalar:

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
@@ -73,11 +74,8 @@ func processesOf(bin string) []string {
 		if err != nil || !strings.HasPrefix(string(b), bin+"\x00") {
 			continue
 		}
-		if st, err := os.ReadFile(filepath.Join(d, "stat")); err == nil {
-			f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-			if len(f) > 0 && f[0] == "Z" {
-				continue
-			}
+		if pid, err := strconv.Atoi(filepath.Base(d)); err != nil || !proc.Alive(pid) {
+			continue
 		}
 		out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/pkg/budget"
 )
 
@@ -175,7 +176,7 @@ func (p *Provider) Down(ctx context.Context, purge bool, timeout time.Duration) 
 			return true, fmt.Errorf("signalling the supervisor: %w", err)
 		}
 		deadline := time.Now().Add(timeout)
-		for alive(st.PID) {
+		for proc.Alive(st.PID) {
 			if time.Now().After(deadline) {
 				return true, fmt.Errorf("the supervisor (pid %d) did not stop within %v", st.PID, timeout)
 			}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
 )
@@ -142,7 +143,7 @@ func ReadState(dir string) (*State, error) {
 		}
 		return nil, err
 	}
-	if !alive(st.PID) {
+	if !proc.Alive(st.PID) {
 		return nil, ErrNotUp
 	}
 	return &st, nil

@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -57,7 +56,6 @@ type Supervisor struct {
 	mu       sync.Mutex
 	children map[string][]*child // by component, in index order
 	lastUp   time.Time
-	lag      int64
 
 	m supervisorMetrics
 }
@@ -524,7 +522,6 @@ func (s *Supervisor) autoscale(ctx context.Context) {
 	s.m.desired.WithLabelValues(compWorker).Set(float64(desired))
 	s.mu.Lock()
 	current := len(s.children[compWorker])
-	s.lag = total
 	s.mu.Unlock()
 	switch {
 	case desired > current:
@@ -687,16 +684,4 @@ func (c *child) stop(timeout time.Duration) {
 		cmd.Process.Kill()
 		<-exited
 	}
-}
-
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist) && syscall.Kill(pid, 0) == nil
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] != "Z"
 }

@@ -143,7 +143,7 @@ type RunRequest struct {
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
-// Validate turns a request into canonical seed URLs, naming the first bad
+// validate turns a request into canonical seed URLs, naming the first bad
 // seed.
 func (s *Server) validate(req RunRequest) (urls []string, depth int, badSeed string, err error) {
 	if req.Name == "" {

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
@@ -117,20 +118,11 @@ func (c Catalogue) WorkSubjects(m uint64) []string {
 	out := make([]string, 0, n)
 	for i := range n {
 		name := c.SubjectName(int(c.h(5, m, uint64(i)) % uint64(c.Subjects)))
-		if !contains(out, name) {
+		if !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SubjectName is the i-th subject of the pool.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/internal/testenv"
 )
 
@@ -351,23 +352,12 @@ func TestReloadLosesNoRequest(t *testing.T) {
 	// Every replaced process drained and exited.
 	testenv.Eventually(t, 15*time.Second, "old processes to exit", func() bool {
 		for p := range seen {
-			if running(p) {
+			if proc.Alive(p) {
 				return false
 			}
 		}
 		return true
 	})
-}
-
-// running reports whether pid is alive (a zombie, exited but not yet
-// reaped by its new parent, is not).
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] != "Z"
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
