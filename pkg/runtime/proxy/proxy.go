@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crawlctl/crawlctl/pkg/hotrestart"
 )
 
 // Options configure a proxy.
@@ -44,9 +46,8 @@ type Proxy struct {
 	pool   *bufferPool
 	m      metrics
 
-	mu      sync.Mutex
-	tunnels map[net.Conn]struct{}
-	wg      sync.WaitGroup
+	// tunnels are the CONNECT tunnels in flight, which a drain waits for.
+	tunnels hotrestart.Sessions
 }
 
 type metrics struct {
@@ -93,7 +94,7 @@ func New(opts Options) (*Proxy, error) {
 	if len(rules) == 0 {
 		return nil, errors.New("proxy: no allowed destination: give --allow or --target (an open proxy is never the default)")
 	}
-	p := &Proxy{opts: opts, allow: rules, tunnels: map[net.Conn]struct{}{}}
+	p := &Proxy{opts: opts, allow: rules}
 	p.dialer = &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
 	if opts.EgressIP != nil {
 		p.dialer.LocalAddr = &net.TCPAddr{IP: opts.EgressIP}
@@ -268,22 +269,16 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 
 // track relays a tunnel until either side is done or idle too long.
 func (p *Proxy) track(client, up net.Conn) {
-	p.mu.Lock()
-	p.tunnels[client] = struct{}{}
-	p.mu.Unlock()
+	done := p.tunnels.Add(client)
 	p.m.tunnels.Inc()
-	p.wg.Add(1)
 	go func() {
-		defer p.wg.Done()
+		defer done()
 		var wg sync.WaitGroup
 		wg.Go(func() { p.m.bytesUp.Add(float64(p.pipe(up, client))) })
 		wg.Go(func() { p.m.bytesDown.Add(float64(p.pipe(client, up))) })
 		wg.Wait()
 		client.Close()
 		up.Close()
-		p.mu.Lock()
-		delete(p.tunnels, client)
-		p.mu.Unlock()
 		p.m.tunnels.Dec()
 	}()
 }
@@ -328,27 +323,6 @@ func (p *Proxy) pipe(dst, src net.Conn) int64 {
 		dst.Close()
 	}
 	return total
-}
-
-// CloseTunnels ends every open tunnel (at the drain deadline).
-func (p *Proxy) CloseTunnels() {
-	p.mu.Lock()
-	for c := range p.tunnels {
-		c.Close()
-	}
-	p.mu.Unlock()
-}
-
-// WaitTunnels waits for open tunnels to end, or ctx.
-func (p *Proxy) WaitTunnels(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // allowRule is one allowed destination.
