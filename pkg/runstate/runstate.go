@@ -98,6 +98,17 @@ func New(rdb redis.UniversalClient) *Store {
 // Open connects to the Redis-protocol server at addr (host:port or a
 // redis:// URL) and checks it answers.
 func Open(ctx context.Context, addr string) (*Store, error) {
+	rdb, err := Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return New(rdb), nil
+}
+
+// Dial connects to the Redis-protocol server at addr (host:port or a
+// redis:// URL) and checks it answers; the browser grid's registry uses it
+// too.
+func Dial(ctx context.Context, addr string) (*redis.Client, error) {
 	opts := &redis.Options{Addr: addr}
 	if u, err := redis.ParseURL(addr); err == nil {
 		opts = u
@@ -111,7 +122,7 @@ func Open(ctx context.Context, addr string) (*Store, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("connecting to Redis at %s: %w", opts.Addr, err)
 	}
-	return New(rdb), nil
+	return rdb, nil
 }
 
 // Client is the store's Redis client, for other state that lives beside
