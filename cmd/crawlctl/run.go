@@ -47,8 +47,8 @@ SIGTERM or Ctrl-C drains the component and stops it.`,
 		newRunAPICommand(a),
 		newRunSimulatorCommand(a),
 		newRunProxyCommand(a),
-		stub("grid", "Browser grid proxy (WebSocket)", "the grid runtime"),
-		stub("browser", "Browser worker: a supervised Playwright browser server", "the browser worker runtime"),
+		newRunGridCommand(a),
+		newRunBrowserCommand(a),
 		newRunSupervisorCommand(a),
 	)
 	return cmd
