@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crawlctl/crawlctl/pkg/gridregistry"
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/browser"
 	"github.com/crawlctl/crawlctl/pkg/runtime/grid"
@@ -109,12 +110,12 @@ func newRunBrowserCommand(a *app) *cobra.Command {
 			if opts.Token == "" && !grid.LoopbackOnly(listen) {
 				return usageErrorf("--listen %s is reachable from other hosts: set --token (the grid's), or listen on loopback", listen)
 			}
-			rt, err := browser.PrepareRuntime(ctx, opts.Browser, chromium, playwrightDir, log)
+			rt, err := playwright.PrepareRuntime(ctx, opts.Browser, chromium, playwrightDir, log)
 			if err != nil {
 				return err
 			}
 			if opts.Browser == "chromium" {
-				opts.Args = browser.ChromiumArgs
+				opts.Args = playwright.ChromiumArgs
 			}
 			reg, err := openGridRegistry(ctx, redisAddr)
 			if err != nil {
@@ -141,7 +142,7 @@ func newRunBrowserCommand(a *app) *cobra.Command {
 	f.StringVar(&opts.ID, "id", "", "worker id in the registry (default: from --advertise)")
 	f.StringVar(&opts.Browser, "browser", "chromium", "browser type: chromium (the system Chromium), firefox or webkit (Playwright's own builds)")
 	f.StringVar(&chromium, "chromium", "", "Chromium binary (default: chromium on PATH)")
-	f.StringVar(&playwrightDir, "playwright-dir", "", "where playwright-core@"+browser.PlaywrightVersion+" is or gets installed (default: the user cache dir)")
+	f.StringVar(&playwrightDir, "playwright-dir", "", "where playwright-core@"+playwright.Version+" is or gets installed (default: the user cache dir)")
 	f.StringVar(&redisAddr, "redis", "", "Redis of the grid registry (empty: a grid lists this worker with --worker)")
 	f.StringVar(&opts.Token, "token", "", "token required of sessions and commands (the grid's)")
 	f.IntVar(&opts.MaxConcurrent, "max-concurrent-sessions", 5, "sessions at once (env MAX_CONCURRENT_SESSIONS too)")

@@ -94,11 +94,12 @@ func (m *Memory) Select(_ context.Context, r Request) (Selection, error) {
 	m.expire(now)
 	var live []candidate
 	var ptrs []*Worker
-	draining := 0
+	draining, group := 0, 0
 	for _, w := range m.workers {
 		if w.Browser != r.Browser || now.Sub(w.Heartbeat) > m.policy.Stale {
 			continue
 		}
+		group++
 		if w.Status == Draining {
 			draining++
 			continue
@@ -110,7 +111,7 @@ func (m *Memory) Select(_ context.Context, r Request) (Selection, error) {
 			maxConcurrent: w.MaxConcurrent, maxLifetime: w.MaxLifetime})
 		ptrs = append(ptrs, w)
 	}
-	i, ok := choose(live, draining, m.policy.StaggerFrom)
+	i, ok := choose(live, draining, group, m.policy.StaggerFrom)
 	if !ok {
 		return Selection{}, ErrNoWorker
 	}
@@ -129,6 +130,22 @@ func (m *Memory) Release(_ context.Context, workerID, session string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.drop(lease{workerID, session})
+	return nil
+}
+
+func (m *Memory) Cancel(_ context.Context, workerID, session string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.leases[lease{workerID, session}]; !ok {
+		return nil
+	}
+	m.drop(lease{workerID, session})
+	if w, ok := m.workers[workerID]; ok && w.Lifetime > 0 {
+		if w.Lifetime == w.MaxLifetime && w.Status == Draining {
+			w.Status = Available
+		}
+		w.Lifetime--
+	}
 	return nil
 }
 

@@ -45,10 +45,11 @@ local browser, session = ARGV[1], ARGV[2]
 local stale, lease, staggerFrom = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local excluded = {}
 for id in string.gmatch(ARGV[6], '[^,]+') do excluded[id] = true end
-local live, draining = {}, 0
+local live, draining, group = {}, 0, 0
 for i = 4, #KEYS do
   local f = redis.call('HMGET', KEYS[i], 'id', 'endpoint', 'control', 'browser', 'status', 'heartbeat', 'max_concurrent', 'max_lifetime')
   if f[1] and f[4] == browser and now - tonumber(f[6]) <= stale then
+    group = group + 1
     if f[5] == 'draining' then
       draining = draining + 1
     elseif f[5] == 'available' and not excluded[f[1]] then
@@ -67,7 +68,7 @@ end
 local best, bestPrimary = nil, false
 for _, c in ipairs(live) do
   local ok = c.active < c.maxc and c.lifetime < c.maxl
-  if ok and draining > 0 and #live + draining >= staggerFrom and c.lifetime + 1 >= c.maxl then ok = false end
+  if ok and draining > 0 and group >= staggerFrom and c.lifetime + 1 >= c.maxl then ok = false end
   if ok then
     local margin = math.max(1, math.floor(c.maxl / #live))
     local primary = c.lifetime < c.maxl - margin
@@ -109,6 +110,20 @@ return 1
 var releaseScript = redis.NewScript(`
 if redis.call('ZREM', KEYS[2], ARGV[2]) == 1 and redis.call('HINCRBY', KEYS[1], ARGV[1], -1) < 0 then
   redis.call('HSET', KEYS[1], ARGV[1], 0)
+end
+return 1
+`)
+
+// cancelScript: KEYS active, lifetime, leases, worker hash. ARGV worker
+// id, lease member.
+var cancelScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[3], ARGV[2]) == 0 then return 0 end
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) < 0 then redis.call('HSET', KEYS[1], ARGV[1], 0) end
+local lifetime = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if lifetime > 0 then
+  local f = redis.call('HMGET', KEYS[4], 'status', 'max_lifetime')
+  if f[1] == 'draining' and lifetime == tonumber(f[2]) then redis.call('HSET', KEYS[4], 'status', 'available') end
+  redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
 end
 return 1
 `)
@@ -210,6 +225,11 @@ func (r *Redis) Select(ctx context.Context, req Request) (Selection, error) {
 
 func (r *Redis) Release(ctx context.Context, workerID, session string) error {
 	return releaseScript.Run(ctx, r.rdb, []string{keyActive, keyLeases}, workerID, member(workerID, session)).Err()
+}
+
+func (r *Redis) Cancel(ctx context.Context, workerID, session string) error {
+	return cancelScript.Run(ctx, r.rdb, []string{keyActive, keyLifetime, keyLeases, keyWorker + workerID},
+		workerID, member(workerID, session)).Err()
 }
 
 func (r *Redis) Renew(ctx context.Context, sessions map[string][]string) error {

@@ -95,6 +95,10 @@ type Registry interface {
 	Select(ctx context.Context, r Request) (Selection, error)
 	// Release ends a session's lease and its active count.
 	Release(ctx context.Context, workerID, session string) error
+	// Cancel undoes a selection whose session never started (the dial
+	// failed): the lease, the active and the lifetime count, and the
+	// draining mark if this selection set it.
+	Cancel(ctx context.Context, workerID, session string) error
 	// Renew extends the leases of live sessions (worker id → sessions).
 	Renew(ctx context.Context, sessions map[string][]string) error
 	// Workers lists every registered worker, sorted by id.
@@ -132,7 +136,8 @@ type candidate struct {
 // registry tests run one table against both.
 //
 //   - live are the fresh, available, not excluded workers of the browser;
-//     draining counts the fresh draining ones.
+//     draining counts the fresh draining ones; group counts every fresh
+//     one (a worker excluded for a moment is still part of the group).
 //   - margin = max(1, floor(maxLifetime / len(live))): over live workers
 //     only (the reference counted dead ones too).
 //   - Candidates can take one more (active < maxConcurrent, lifetime <
@@ -141,13 +146,13 @@ type candidate struct {
 //   - Primary: candidates under maxLifetime - margin; fallback: any
 //     candidate. Either way the highest lifetime wins, then fewer active,
 //     then the smaller id (deterministic; the reference picked at random).
-func choose(live []candidate, draining, staggerFrom int) (int, bool) {
+func choose(live []candidate, draining, group, staggerFrom int) (int, bool) {
 	best, bestPrimary := -1, false
 	for i, c := range live {
 		if c.active >= c.maxConcurrent || c.lifetime >= c.maxLifetime {
 			continue
 		}
-		if draining > 0 && len(live)+draining >= staggerFrom && c.lifetime+1 >= c.maxLifetime {
+		if draining > 0 && group >= staggerFrom && c.lifetime+1 >= c.maxLifetime {
 			continue
 		}
 		margin := max(1, c.maxLifetime/len(live))

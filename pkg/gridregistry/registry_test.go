@@ -100,6 +100,7 @@ func TestSelect(t *testing.T) {
 		{name: "a worker whose dial failed is excluded", workers: []w{"A:30", "B:10"}, exclude: []string{"B"}, want: "A"},
 		{name: "while one drains, none is pushed to its limit", workers: []w{"A:50!", "B:49", "C:30"}, want: "C"},
 		{name: "while one drains, the last session waits", workers: []w{"A:50!", "B:49", "C:49"}, want: ""},
+		{name: "a worker excluded for a moment still counts in the group", workers: []w{"A:0", "B:50!", "C:49"}, exclude: []string{"A"}, want: ""},
 		{name: "two workers are not held back", workers: []w{"A:50!", "B:49"}, want: "B"},
 		{name: "draining workers take nothing", workers: []w{"A:0!", "B:0!"}, want: ""},
 		{name: "another browser type", workers: []w{"A:0"}, browser: "firefox", want: ""},
@@ -222,6 +223,27 @@ func TestLeasesExpireAndRelease(t *testing.T) {
 			ws, _ := reg.Workers(ctx)
 			if ws[0].Lifetime != 3 {
 				t.Fatalf("lifetime %d, want 3", ws[0].Lifetime)
+			}
+		})
+	}
+}
+
+func TestCancelUndoesASelection(t *testing.T) {
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			ctx := context.Background()
+			reg := setup(t, im, testPolicy, 10, "A:9")
+			sel, err := reg.Select(ctx, Request{Browser: "chromium", Session: "s"})
+			if err != nil || !sel.AtLimit {
+				t.Fatalf("got %+v %v, want A at its limit", sel, err)
+			}
+			if err := reg.Cancel(ctx, "A", "s"); err != nil {
+				t.Fatal(err)
+			}
+			reg.Cancel(ctx, "A", "s") // twice: undone once
+			ws, _ := reg.Workers(ctx)
+			if w := ws[0]; w.Active != 0 || w.Lifetime != 9 || w.Status != Available {
+				t.Fatalf("after cancel: %+v, want active 0, lifetime 9, available", w)
 			}
 		})
 	}

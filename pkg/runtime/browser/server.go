@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 )
 
 //go:embed launcher.js
@@ -27,7 +29,7 @@ type server struct {
 }
 
 // startServer launches the browser server and waits for its endpoint.
-func startServer(ctx context.Context, rt Runtime, browser string, args []string, log *slog.Logger) (*server, error) {
+func startServer(ctx context.Context, rt playwright.Runtime, browser string, args []string, log *slog.Logger) (*server, error) {
 	cfg, _ := json.Marshal(map[string]any{"browser": browser, "executablePath": rt.Executable, "args": args})
 	cmd := exec.Command(rt.Node, "-e", launcherJS)
 	cmd.Env = append(os.Environ(), "NODE_PATH="+rt.ModulesDir, "CRAWLCTL_LAUNCH="+string(cfg))

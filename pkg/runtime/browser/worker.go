@@ -25,6 +25,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/gridregistry"
 	"github.com/crawlctl/crawlctl/pkg/hotrestart"
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 	"github.com/crawlctl/crawlctl/pkg/serve"
 	"github.com/crawlctl/crawlctl/pkg/wsrelay"
 )
@@ -33,7 +34,7 @@ import (
 type Options struct {
 	ID      string
 	Browser string // chromium (firefox and webkit need Playwright's own builds)
-	Runtime Runtime
+	Runtime playwright.Runtime
 	// Args are the browser's flags (ChromiumArgs for Chromium).
 	Args []string
 	// Advertise is the host:port the grid reaches this worker at.
@@ -74,6 +75,7 @@ type Worker struct {
 
 	mu         sync.Mutex
 	srv        *server
+	restarting bool // a restart is pending or under way
 	status     gridregistry.Status
 	active     int
 	lifetime   int
@@ -146,8 +148,8 @@ func (w *Worker) snapshot() Status {
 func (w *Worker) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		w.mu.Lock()
-		ok := w.srv != nil && w.srv.alive()
+		w.mu.Lock() // a browser being restarted is not a fault
+		ok := w.restarting || (w.srv != nil && w.srv.alive())
 		w.mu.Unlock()
 		if !ok {
 			http.Error(rw, "browser not running", http.StatusServiceUnavailable)
@@ -194,15 +196,16 @@ func (w *Worker) authorized(r *http.Request) bool {
 }
 
 // requestRestart marks the worker draining at once (no new session) and
-// asks the run loop to restart the browser.
+// asks the run loop to restart the browser. Requests while one is pending
+// or under way are the same restart.
 func (w *Worker) requestRestart(reason string) {
 	w.mu.Lock()
-	w.status = gridregistry.Draining
-	w.mu.Unlock()
-	select {
-	case w.restartc <- reason:
-	default: // one is pending
+	defer w.mu.Unlock()
+	if w.restarting {
+		return
 	}
+	w.status, w.restarting = gridregistry.Draining, true
+	w.restartc <- reason // never blocks: restarting guards the one slot
 }
 
 func (w *Worker) serveSession(rw http.ResponseWriter, r *http.Request) {
@@ -296,8 +299,8 @@ func (w *Worker) Run(ctx context.Context, ln net.Listener, g prometheus.Gatherer
 		case <-exited:
 			w.opts.Log.Error("the browser server exited; restarting it")
 			w.requestRestart("crash") // no new session meanwhile
-			<-w.restartc
-			if err := w.restart(ctx, "crash"); err != nil {
+			reason := <-w.restartc    // this one, or the one already pending
+			if err := w.restart(ctx, reason); err != nil {
 				return err
 			}
 		case <-tick.C:
@@ -312,7 +315,7 @@ func (w *Worker) startBrowser(ctx context.Context) error {
 		return err
 	}
 	w.mu.Lock()
-	w.srv, w.status, w.lifetime = srv, gridregistry.Available, 0
+	w.srv, w.status, w.lifetime, w.restarting = srv, gridregistry.Available, 0, false
 	w.generation++
 	w.mu.Unlock()
 	return nil

@@ -184,12 +184,22 @@ func (g *Grid) ServeSession(w http.ResponseWriter, r *http.Request) {
 			g.refuse(w, err, start)
 			return
 		}
-		if sel.AtLimit {
-			go g.command(sel.WorkerInfo)
+		g.opts.Log.Debug("worker chosen", "worker", sel.ID, "lifetime", sel.Lifetime, "at_limit", sel.AtLimit)
+		next, resp, err := wsrelay.Dial(r.Context(), sel.Endpoint, headers, websocket.Subprotocols(r), g.opts.Relay)
+		if err != nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable && time.Since(start) < g.opts.SelectTimeout {
+			// The worker is healthy but still counts a session that just
+			// ended here (its side of the close lags ours): ask again soon.
+			g.cancel(sel.ID, session)
+			g.m.busyRetries.Inc()
+			g.opts.Log.Debug("worker busy; asking again", "worker", sel.ID)
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-r.Context().Done():
+			}
+			continue
 		}
-		next, _, err := wsrelay.Dial(r.Context(), sel.Endpoint, headers, websocket.Subprotocols(r), g.opts.Relay)
 		if err != nil {
-			g.release(sel.ID, session)
+			g.cancel(sel.ID, session)
 			g.health.failed(sel.ID, err)
 			g.m.dialFailures.Inc()
 			g.opts.Log.Warn("dialing a browser worker; trying another", "worker", sel.ID, "err", err)
@@ -201,6 +211,9 @@ func (g *Grid) ServeSession(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		g.health.succeeded(sel.ID)
+		if sel.AtLimit {
+			go g.command(sel.WorkerInfo)
+		}
 		g.m.queueWait.Observe(time.Since(start).Seconds())
 		g.relay(w, r, next, sel.ID, session)
 		return
@@ -344,6 +357,18 @@ func (g *Grid) release(worker, session string) {
 	select {
 	case g.freed <- struct{}{}:
 	default:
+	}
+}
+
+// cancel undoes a selection whose session never started.
+func (g *Grid) cancel(worker, session string) {
+	g.lmu.Lock()
+	delete(g.local[worker], session)
+	g.lmu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.opts.Registry.Cancel(ctx, worker, session); err != nil {
+		g.opts.Log.Warn("cancelling a selection; its lease will expire", "worker", worker, "err", err)
 	}
 }
 

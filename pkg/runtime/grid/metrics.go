@@ -13,6 +13,7 @@ type metrics struct {
 	queued       prometheus.Gauge
 	live         prometheus.Gauge
 	dialFailures prometheus.Counter
+	busyRetries  prometheus.Counter
 	restarts     prometheus.Counter
 	bytes        *prometheus.CounterVec
 	workers      *workerCollector
@@ -32,6 +33,8 @@ func newMetrics(g *Grid) metrics {
 			Help: "Sessions this grid proxy relays now."}),
 		dialFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "crawl_grid_dial_failures_total",
 			Help: "Dials to a chosen worker that failed (the session went to another)."}),
+		busyRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "crawl_grid_busy_retries_total",
+			Help: "Dials a chosen worker answered 503 (a slot not yet freed on its side), asked again."}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "crawl_grid_worker_restarts_total",
 			Help: "Shutdown commands sent to workers at their lifetime limit."}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_grid_bytes_total",
@@ -47,7 +50,7 @@ func newMetrics(g *Grid) metrics {
 }
 
 func (m metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.sessions, m.queueWait, m.queued, m.live, m.dialFailures, m.restarts, m.bytes, m.workers}
+	return []prometheus.Collector{m.sessions, m.queueWait, m.queued, m.live, m.dialFailures, m.busyRetries, m.restarts, m.bytes, m.workers}
 }
 
 // workerCollector reads per-worker counts from the registry at scrape time.

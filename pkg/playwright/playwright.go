@@ -1,4 +1,6 @@
-package browser
+// Package playwright finds and installs what a Playwright browser server
+// needs: Node.js, playwright-core at the pinned version, and a browser.
+package playwright
 
 import (
 	"bytes"
@@ -13,10 +15,10 @@ import (
 	"strings"
 )
 
-// PlaywrightVersion is the playwright-core the browser server runs; a
+// Version is the playwright-core the browser server runs; a
 // Playwright client connecting through the grid should use the same
 // version (Playwright refuses a server of another minor version).
-const PlaywrightVersion = "1.65.1"
+const Version = "1.65.1"
 
 // ChromiumArgs are the flags the browser needs here: root in a container
 // or CI machine has no sandbox, there is no GPU, and a closed network
@@ -70,36 +72,36 @@ func DefaultModulesDir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("finding a cache directory for playwright-core: %w", err)
 	}
-	return filepath.Join(dir, "crawlctl", "playwright-core@"+PlaywrightVersion), nil
+	return filepath.Join(dir, "crawlctl", "playwright-core@"+Version), nil
 }
 
-// EnsurePlaywright installs playwright-core at PlaywrightVersion into
+// Ensure installs playwright-core at Version into
 // prefix (npm install --prefix) unless it is there already, and returns
 // the node_modules directory.
-func EnsurePlaywright(ctx context.Context, prefix string, log *slog.Logger) (string, error) {
+func Ensure(ctx context.Context, prefix string, log *slog.Logger) (string, error) {
 	modules := filepath.Join(prefix, "node_modules")
-	if installedVersion(modules) == PlaywrightVersion {
+	if installedVersion(modules) == Version {
 		return modules, nil
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
 		return "", errors.New("npm is not installed: the browser worker installs playwright-core with it; " +
-			"install it (Debian: apt-get install npm) or install playwright-core@" + PlaywrightVersion + " into " + prefix)
+			"install it (Debian: apt-get install npm) or install playwright-core@" + Version + " into " + prefix)
 	}
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return "", err
 	}
-	log.Info("installing playwright-core", "version", PlaywrightVersion, "prefix", prefix)
+	log.Info("installing playwright-core", "version", Version, "prefix", prefix)
 	cmd := exec.CommandContext(ctx, npm, "install", "--prefix", prefix, "--no-save", "--no-audit", "--no-fund",
-		"--loglevel", "error", "playwright-core@"+PlaywrightVersion)
+		"--loglevel", "error", "playwright-core@"+Version)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("npm install playwright-core@%s into %s: %w\n%s", PlaywrightVersion, prefix, err,
+		return "", fmt.Errorf("npm install playwright-core@%s into %s: %w\n%s", Version, prefix, err,
 			strings.TrimSpace(out.String()))
 	}
-	if v := installedVersion(modules); v != PlaywrightVersion {
-		return "", fmt.Errorf("npm installed playwright-core %q into %s, want %s", v, prefix, PlaywrightVersion)
+	if v := installedVersion(modules); v != Version {
+		return "", fmt.Errorf("npm installed playwright-core %q into %s, want %s", v, prefix, Version)
 	}
 	return modules, nil
 }
@@ -133,6 +135,6 @@ func PrepareRuntime(ctx context.Context, browser, chromium, modulesPrefix string
 			return rt, err
 		}
 	}
-	rt.ModulesDir, err = EnsurePlaywright(ctx, modulesPrefix, log)
+	rt.ModulesDir, err = Ensure(ctx, modulesPrefix, log)
 	return rt, err
 }

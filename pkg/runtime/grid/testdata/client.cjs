@@ -1,0 +1,37 @@
+// A real Playwright client for the grid tests. Config (JSON, argv[2]):
+// {ws, sessions, concurrency, url, holdMs}. Runs `sessions` sessions,
+// `concurrency` at a time; each connects, opens url in a new page, reads
+// the title, holds holdMs, closes. Prints one JSON line per session:
+// {i, ok, title, connectMs, startedAt, endedAt, error}.
+const { chromium } = require('playwright-core');
+
+const cfg = JSON.parse(process.argv[2]);
+
+async function session(i) {
+  const startedAt = Date.now();
+  const out = { i, ok: false, startedAt };
+  let browser;
+  try {
+    browser = await chromium.connect(cfg.ws, { timeout: 30000 });
+    out.connectMs = Date.now() - startedAt;
+    const page = await browser.newPage();
+    if (cfg.url) await page.goto(cfg.url);
+    out.title = await page.title();
+    if (cfg.holdMs) await new Promise((r) => setTimeout(r, cfg.holdMs));
+    out.ok = true;
+  } catch (err) {
+    out.error = String(err && err.message || err);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+    out.endedAt = Date.now();
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+(async () => {
+  let next = 0;
+  const lane = async () => {
+    while (next < cfg.sessions) await session(next++);
+  };
+  await Promise.all(Array.from({ length: cfg.concurrency || 1 }, lane));
+})();
