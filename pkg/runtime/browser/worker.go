@@ -341,14 +341,18 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	}
 }
 
-// waitIdle waits until no session is live or timeout passes, then closes
-// what is left.
+// waitIdle waits until no session is live (admitted ones count from the
+// moment they are let in, before their relay starts) or timeout passes,
+// then closes what is left.
 func (w *Worker) waitIdle(timeout time.Duration) {
-	dctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if w.sessions.Wait(dctx) != nil {
-		w.opts.Log.Warn("drain deadline passed; closing live sessions", "sessions", w.sessions.Len())
-		w.sessions.CloseAll()
+	deadline := time.Now().Add(timeout)
+	for w.snapshot().Active > 0 {
+		if time.Now().After(deadline) {
+			w.opts.Log.Warn("drain deadline passed; closing live sessions", "sessions", w.sessions.Len())
+			w.sessions.CloseAll()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
