@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
@@ -93,6 +94,9 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 				if e.Simulator != "" {
 					fmt.Fprintf(w, "  simulator:  %s\n", e.Simulator)
 				}
+				if e.Grid != "" {
+					fmt.Fprintf(w, "  grid:       %s (chromium.connect)\n", e.Grid)
+				}
 				fmt.Fprintf(w, "  kafka:      %s (in memory)\n  redis:      %s (in memory)\n", e.Kafka, e.Redis)
 				fmt.Fprintf(w, "next: crawlctl seed --count 20\n")
 				return nil
@@ -167,11 +171,23 @@ func writeStatus(w io.Writer, st *local.Status) error {
 	for _, c := range st.Components {
 		restarts[c.Name] += c.Restarts
 	}
-	for _, name := range []string{"proxy", "graph-writer", "worker"} {
-		r := st.Replicas[name]
+	for _, name := range []string{budget.Proxy, budget.GraphWriter, budget.Worker, budget.GridProxy, budget.Browser} {
+		r, ok := st.Replicas[name]
+		if !ok && (name == budget.GridProxy || name == budget.Browser) {
+			continue // no grid
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", name, r.Ready, r.Desired, r.Max, restarts[name])
 	}
 	tw.Flush()
+	if len(st.Grid) > 0 {
+		fmt.Fprintf(w, "\ngrid %s\n", st.Endpoints.Grid)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "GRID WORKER\tSTATUS\tACTIVE\tLIFETIME")
+		for _, g := range st.Grid {
+			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\n", g.ID, g.Status, g.Active, g.MaxConcurrent, g.Lifetime, g.MaxLifetime)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(w, "\nfrontier lag: %d", st.LagTotal)
 	var busy []string
 	for _, l := range st.Lag {

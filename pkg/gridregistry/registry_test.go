@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/crawlctl/crawlctl/internal/testenv"
@@ -29,15 +30,24 @@ var impls = []impl{
 			m.workers[id].Active, m.workers[id].Lifetime = active, lifetime
 		}
 	}},
-	{"redis", func(t *testing.T, p Policy) (Registry, func(string, int, int)) {
-		rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
-		t.Cleanup(func() { rdb.Close() })
-		return NewRedis(rdb, p), func(id string, active, lifetime int) {
-			ctx := context.Background()
-			rdb.HSet(ctx, keyActive, id, active)
-			rdb.HSet(ctx, keyLifetime, id, lifetime)
-		}
+	// The local provider's embedded Redis-protocol server runs the same
+	// scripts.
+	{"miniredis", func(t *testing.T, p Policy) (Registry, func(string, int, int)) {
+		return redisImpl(t, p, miniredis.RunT(t).Addr())
 	}},
+	{"redis", func(t *testing.T, p Policy) (Registry, func(string, int, int)) {
+		return redisImpl(t, p, testenv.Redis(t))
+	}},
+}
+
+func redisImpl(t *testing.T, p Policy, addr string) (Registry, func(string, int, int)) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	return NewRedis(rdb, p), func(id string, active, lifetime int) {
+		ctx := context.Background()
+		rdb.HSet(ctx, keyActive, id, active)
+		rdb.HSet(ctx, keyLifetime, id, lifetime)
+	}
 }
 
 // w is a worker for the table: "A:20" is A with lifetime 20; "A:20/3"

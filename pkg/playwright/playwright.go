@@ -116,6 +116,25 @@ func installedVersion(modules string) string {
 	return pkg.Version
 }
 
+// Check says what is missing to run browser workers here (Node.js,
+// Chromium, and npm unless playwright-core is installed already), without
+// installing anything.
+func Check(chromium string) error {
+	var errs []error
+	if _, err := FindNode(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := FindChromium(chromium); err != nil {
+		errs = append(errs, err)
+	}
+	if dir, err := DefaultModulesDir(); err != nil || installedVersion(filepath.Join(dir, "node_modules")) != Version {
+		if _, err := exec.LookPath("npm"); err != nil {
+			errs = append(errs, errors.New("npm is not installed: playwright-core@"+Version+" is installed with it (Debian: apt-get install npm)"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // PrepareRuntime finds Node.js and the browser and makes sure
 // playwright-core is installed: everything a browser worker needs before
 // it starts, with one clear error naming what is missing.

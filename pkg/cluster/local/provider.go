@@ -16,6 +16,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 )
 
 // Provider is the local provider of one named stack.
@@ -67,6 +68,12 @@ func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*U
 		return p.change(ctx, st, spec, plan, timeout)
 	}
 	p.step("preflight: plan fits: %d proxies, %d graph writer(s), up to %d workers", plan.Proxies, plan.GraphWriters, min(plan.MaxWorkers, plan.Partitions))
+	if plan.GridWorkers > 0 {
+		if err := playwright.Check(""); err != nil {
+			return nil, fmt.Errorf("--grid-workers %d needs a Playwright browser server on this machine:\n%w", plan.GridWorkers, err)
+		}
+		p.step("preflight: browser grid: Node.js and Chromium found")
+	}
 	if err := os.MkdirAll(filepath.Join(p.Dir, logDir), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the state directory: %w", err)
 	}

@@ -52,6 +52,9 @@ func (s Spec) fixedFields(o Spec) []string {
 	if s.ScrapeInterval != o.ScrapeInterval {
 		out = append(out, "--scrape-interval")
 	}
+	if s.Budget.GridWorkers != o.Budget.GridWorkers {
+		out = append(out, "--grid-workers")
+	}
 	if s.Budget.Partitions < o.Budget.Partitions {
 		out = append(out, "--partitions (it can grow, not shrink)")
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/gridregistry"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
@@ -39,6 +40,8 @@ type Status struct {
 	LagTotal   int64                 `json:"frontier_lag_total"`
 	Lag        []topics.PartitionLag `json:"frontier_lag"`
 	Run        *runstate.Run         `json:"run,omitempty"`
+	// Grid are the browser grid's workers with their counts.
+	Grid []gridregistry.Worker `json:"grid_workers,omitempty"`
 }
 
 func (s *Supervisor) status(ctx context.Context) *Status {
@@ -80,6 +83,11 @@ func (s *Supervisor) status(ctx context.Context) *Status {
 	}
 	if runs, err := s.runs.List(lctx, 1); err == nil && len(runs) > 0 {
 		st.Run = runs[0]
+	}
+	if s.plan.GridWorkers > 0 {
+		if ws, err := gridregistry.NewRedis(s.runs.Client(), gridregistry.DefaultPolicy).Workers(lctx); err == nil {
+			st.Grid = ws
+		}
 	}
 	return st
 }

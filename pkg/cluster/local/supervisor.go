@@ -29,6 +29,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/cluster"
 	"github.com/crawlctl/crawlctl/pkg/metricstore"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 	"github.com/crawlctl/crawlctl/pkg/runtime/olsim"
@@ -72,7 +73,20 @@ const (
 	compProxy       = budget.Proxy
 	compWorker      = budget.Worker
 	compGraphWriter = budget.GraphWriter
+	compGrid        = budget.GridProxy
+	compBrowser     = budget.Browser
 )
+
+// childComponents in start order (allChildren lists them so).
+var childComponents = []string{compProxy, compGraphWriter, compBrowser, compGrid, compWorker}
+
+// runCommand is the `crawlctl run` command of a component, where the two
+// names differ.
+var runCommand = map[string]string{compGrid: "grid"}
+
+// servesOnListen are the components whose one --listen address also
+// serves /readyz and /metrics (no --admin-listen).
+var servesOnListen = map[string]bool{compGrid: true, compBrowser: true}
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -224,12 +238,17 @@ func (s *Supervisor) run(ctx context.Context) error {
 			return err
 		}
 	}
+	defer s.stopAll()
+	if s.plan.GridWorkers > 0 {
+		if st.Endpoints.Grid, err = s.startGrid(ctx); err != nil {
+			return err
+		}
+	}
 	for i := range s.spec.MinWorkers {
 		if err := s.addChild(compWorker, i); err != nil {
 			return err
 		}
 	}
-	defer s.stopAll()
 
 	// The metrics store: scrapes everything, answers PromQL.
 	store, err := metricstore.Open(filepath.Join(s.dir, "tsdb"), s.log.With("component", "metricstore"))
@@ -408,8 +427,12 @@ func (s *Supervisor) targets(st State) []metricstore.Target {
 		{Job: "supervisor", Instance: "supervisor-0", URL: st.Admin + "/metrics"},
 	}
 	for _, c := range s.allChildren() {
+		path := "/metrics"
+		if c.component == compGrid {
+			path = "/metrics/prometheus" // its /metrics is the seed's JSON
+		}
 		out = append(out, metricstore.Target{Job: c.component, Instance: fmt.Sprintf("%s-%d", c.component, c.index),
-			URL: "http://" + c.admin + "/metrics"})
+			URL: "http://" + c.admin + path})
 	}
 	return out
 }
@@ -449,13 +472,42 @@ func (s *Supervisor) addChild(component string, i int) error {
 	return s.startChild(component, i, args)
 }
 
+// startGrid installs playwright-core once (the browser workers would race
+// to), then starts the browser workers and the grid proxy on the embedded
+// Redis as their registry; it returns the grid's WebSocket URL.
+func (s *Supervisor) startGrid(ctx context.Context) (string, error) {
+	dir, err := playwright.DefaultModulesDir()
+	if err != nil {
+		return "", err
+	}
+	if _, err := playwright.Ensure(ctx, dir, s.log); err != nil {
+		return "", err
+	}
+	for i := range s.plan.GridWorkers {
+		if err := s.startChild(compBrowser, i, []string{"--redis", s.redis, "--id", fmt.Sprintf("browser-%d", i)}); err != nil {
+			return "", err
+		}
+	}
+	if err := s.startChild(compGrid, 0, []string{"--redis", s.redis}); err != nil {
+		return "", err
+	}
+	return "ws://" + s.childrenOf(compGrid)[0].admin + "/", nil
+}
+
 func (s *Supervisor) startChild(component string, i int, args []string) error {
 	admin, err := freeAddr()
 	if err != nil {
 		return err
 	}
+	listenFlag, command := "--admin-listen", component
+	if servesOnListen[component] {
+		listenFlag = "--listen"
+	}
+	if c, ok := runCommand[component]; ok {
+		command = c
+	}
 	c := &child{component: component, index: i, admin: admin, exe: s.exe,
-		args:    append(append([]string{"run", component}, args...), "--admin-listen", admin),
+		args:    append(append([]string{"run", command}, args...), listenFlag, admin),
 		logPath: filepath.Join(s.dir, logDir, fmt.Sprintf("%s-%d.log", component, i)),
 		log:     s.log, restarted: func() { s.m.restarts.WithLabelValues(component).Inc() }}
 	if err := c.start(); err != nil {
@@ -496,7 +548,7 @@ func (s *Supervisor) allChildren() []*child {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*child
-	for _, comp := range []string{compProxy, compGraphWriter, compWorker} {
+	for _, comp := range childComponents {
 		out = append(out, s.children[comp]...)
 	}
 	return out
