@@ -310,3 +310,51 @@ func maxRowSum(rows [][]string, col int) float64 {
 	}
 	return best
 }
+
+func TestGridWorkers(t *testing.T) {
+	bin := testenv.Crawlctl(t)
+	pw := testenv.Playwright(t)
+	home := t.TempDir()
+	c := crawlctl{t: t, bin: bin, env: []string{"XDG_STATE_HOME=" + home, "XDG_CONFIG_HOME=" + home, "CRAWLCTL_NAME=grid"}}
+	t.Cleanup(func() {
+		c.run("down", "--purge")
+		for _, p := range processesOf(bin) {
+			t.Errorf("left behind: %s", p)
+		}
+	})
+	// Without Node.js and Chromium on PATH, up says what to install and
+	// starts nothing.
+	bare := crawlctl{t: t, bin: bin, env: append(slices.Clone(c.env), "PATH="+t.TempDir())}
+	_, errOut, code := bare.run("up", "--grid-workers", "1")
+	for _, want := range []string{"--grid-workers 1 needs a Playwright browser server", "Node.js is not installed", "apt-get install chromium"} {
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("up without node and chromium: exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	if _, _, code := c.run("status"); code == 0 {
+		t.Fatal("a refused up left a stack up")
+	}
+
+	c.must("up", "--grid-workers", "2", "--sim-time-factor", "50")
+	st := c.status()
+	if len(st.Grid) != 2 || !strings.HasPrefix(st.Endpoints.Grid, "ws://127.0.0.1:") {
+		t.Fatalf("status after up --grid-workers 2: grid %s, workers %+v", st.Endpoints.Grid, st.Grid)
+	}
+	plan, _ := json.Marshal(map[string]any{"ws": st.Endpoints.Grid, "sessions": 3, "concurrency": 3})
+	cmd := exec.Command("node", "../../runtime/grid/testdata/client.cjs", string(plan))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(pw, "node_modules"))
+	out, err := cmd.Output()
+	if err != nil || strings.Count(string(out), `"ok":true`) != 3 {
+		t.Fatalf("three sessions through the local grid: %v\n%s", err, out)
+	}
+	served := 0
+	for _, w := range c.status().Grid {
+		served += w.Lifetime
+	}
+	if served != 3 {
+		t.Errorf("grid workers count %d sessions, want 3", served)
+	}
+	if text := c.must("status"); !strings.Contains(text, "GRID WORKER") || !strings.Contains(text, "browser-1") {
+		t.Errorf("status text lacks the grid workers:\n%s", text)
+	}
+}

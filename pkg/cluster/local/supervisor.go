@@ -622,7 +622,7 @@ func (s *Supervisor) updateReplicaMetrics() {
 // stopAll stops workers first (they drain), then graph writers, then
 // proxies.
 func (s *Supervisor) stopAll() {
-	for _, comp := range []string{compWorker, compGraphWriter, compProxy} {
+	for _, comp := range []string{compWorker, compGraphWriter, compGrid, compBrowser, compProxy} {
 		s.mu.Lock()
 		cs := s.children[comp]
 		s.mu.Unlock()

@@ -432,3 +432,45 @@ func TestTwoGridsShareOneRegistry(t *testing.T) {
 		t.Errorf("after 16 sessions through two grids: %+v, want active 0, lifetime 16", ws)
 	}
 }
+
+// TestRestartAndStopKeepLiveSessions: a session held across a SIGHUP (the
+// listener goes to a new process) and then a SIGTERM of that process (a
+// drain) ends normally; a session started after the hand-off is served by
+// the new process.
+func TestRestartAndStopKeepLiveSessions(t *testing.T) {
+	s := newStack(t)
+	s.browser(t, "browser")
+	pidFile := filepath.Join(t.TempDir(), "grid.pid")
+	g := s.grid(t, "--pid-file", pidFile)
+	waitWorkers(t, g, 1)
+	pid := func() int {
+		b, _ := os.ReadFile(pidFile)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	first := pid()
+	held := make(chan []result, 1)
+	go func() {
+		held <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 1, URL: s.page, HoldMs: 4000})
+	}()
+	testenv.Eventually(t, 20*time.Second, "a live session", func() bool { return activeConnections(t, g) == 1 })
+	syscall.Kill(first, syscall.SIGHUP)
+	testenv.Eventually(t, 20*time.Second, "the new grid process", func() bool { return pid() != first && pid() != 0 })
+	after := s.clients(t, clientPlan{WS: wsURL(g), Sessions: 1, URL: s.page})
+	if !after[0].OK {
+		t.Errorf("a session after the hand-off failed: %s", after[0].Error)
+	}
+	second := pid()
+	late := make(chan []result, 1)
+	go func() {
+		late <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 1, URL: s.page, HoldMs: 2000})
+	}()
+	testenv.Eventually(t, 20*time.Second, "two live sessions", func() bool { return activeConnections(t, g) == 2 })
+	syscall.Kill(second, syscall.SIGTERM)
+	for _, rs := range [][]result{<-held, <-late} {
+		if !rs[0].OK {
+			t.Errorf("a session live through a restart or a drain failed: %s", rs[0].Error)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the old grid process to exit", func() bool { return syscall.Kill(first, 0) != nil })
+}
