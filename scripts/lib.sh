@@ -34,6 +34,14 @@ apt_install() {
     || die "apt-get install ${missing[*]} failed"
 }
 
+# need_node makes sure Node.js 20 or later and npm are here (playwright-core
+# needs 20): installs Debian's nodejs and npm when node is missing.
+need_node() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  local major; major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 20 ] || die "Node.js $(node --version) is too old for playwright-core (needs 20 or later): install a newer one (e.g. from nodesource)"
+}
+
 # go_tool NAME MODULE@VERSION installs a pinned Go tool into $(go env GOPATH)/bin
 # unless that exact version is already there, and prints its path.
 go_tool() {

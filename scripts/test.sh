@@ -7,8 +7,10 @@ need_go
 cd "$(repo_root)"
 
 # Real servers the tests start: redis-server, PostgreSQL (run as the
-# postgres user).
-apt_install redis-server postgresql
+# postgres user), and for the browser grid Chromium driven by Node.js and
+# playwright-core (installed by the tests into the user cache dir, pinned).
+apt_install redis-server postgresql chromium
+need_node
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
