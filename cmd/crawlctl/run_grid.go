@@ -39,7 +39,7 @@ func newRunGridCommand(a *app) *cobra.Command {
 	)
 	cmd := runtimeCommand(a, "grid", "Browser grid proxy: Playwright clients connect over WebSocket, sessions go to browser workers",
 		func(ctx context.Context, log *slog.Logger) error {
-			if opts.Token == "" && !grid.LoopbackOnly(so.Listen) {
+			if opts.Token == "" && !serve.LoopbackOnly(so.Listen) {
 				return usageErrorf("--listen %s is reachable from other hosts: set --token (or CRAWLCTL_TOKEN), "+
 					"or listen on loopback (--listen 127.0.0.1:8080)", so.Listen)
 			}
@@ -107,7 +107,7 @@ func newRunBrowserCommand(a *app) *cobra.Command {
 				}
 				advertise = net.JoinHostPort(host, port)
 			}
-			if opts.Token == "" && !grid.LoopbackOnly(listen) {
+			if opts.Token == "" && !serve.LoopbackOnly(listen) {
 				return usageErrorf("--listen %s is reachable from other hosts: set --token (the grid's), or listen on loopback", listen)
 			}
 			rt, err := playwright.PrepareRuntime(ctx, opts.Browser, chromium, playwrightDir, log)

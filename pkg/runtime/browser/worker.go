@@ -9,7 +9,6 @@ package browser
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,7 +168,7 @@ func (w *Worker) Handler(g prometheus.Gatherer) http.Handler {
 		json.NewEncoder(rw).Encode(w.snapshot())
 	})
 	mux.HandleFunc("POST /shutdown", func(rw http.ResponseWriter, r *http.Request) {
-		if !w.authorized(r) {
+		if !serve.Authorized(r, w.opts.Token) {
 			http.Error(rw, "a valid token is required", http.StatusUnauthorized)
 			return
 		}
@@ -182,17 +181,6 @@ func (w *Worker) Handler(g prometheus.Gatherer) http.Handler {
 	}
 	mux.HandleFunc("/", w.serveSession)
 	return mux
-}
-
-func (w *Worker) authorized(r *http.Request) bool {
-	if w.opts.Token == "" {
-		return true
-	}
-	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if got == "" {
-		got = r.URL.Query().Get("token")
-	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(w.opts.Token)) == 1
 }
 
 // requestRestart marks the worker draining at once (no new session) and
@@ -213,7 +201,7 @@ func (w *Worker) serveSession(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "this is a Playwright browser endpoint: connect with a WebSocket (chromium.connect)", http.StatusBadRequest)
 		return
 	}
-	if !w.authorized(r) {
+	if !serve.Authorized(r, w.opts.Token) {
 		http.Error(rw, "a valid token is required", http.StatusUnauthorized)
 		return
 	}

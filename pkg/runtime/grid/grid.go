@@ -11,12 +11,10 @@ package grid
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/gridregistry"
 	"github.com/crawlctl/crawlctl/pkg/hotrestart"
+	"github.com/crawlctl/crawlctl/pkg/serve"
 	"github.com/crawlctl/crawlctl/pkg/wsrelay"
 )
 
@@ -123,17 +122,6 @@ func (g *Grid) checkOrigin(r *http.Request) bool {
 	return origin == "" || len(g.opts.AllowedOrigins) == 0 || slices.Contains(g.opts.AllowedOrigins, origin)
 }
 
-func (g *Grid) authorized(r *http.Request) bool {
-	if g.opts.Token == "" {
-		return true
-	}
-	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if got == "" {
-		got = r.URL.Query().Get("token")
-	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(g.opts.Token)) == 1
-}
-
 // errBody writes the grid's JSON error, the shape the seed documents.
 func errBody(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -153,7 +141,7 @@ func (g *Grid) ServeSession(w http.ResponseWriter, r *http.Request) {
 		errBody(w, http.StatusBadRequest, "this is a Playwright grid: connect with chromium.connect(\"ws://...\")")
 		return
 	}
-	if !g.authorized(r) {
+	if !serve.Authorized(r, g.opts.Token) {
 		g.m.sessions.WithLabelValues("unauthorized").Inc()
 		errBody(w, http.StatusUnauthorized, "a valid token is required (?token= or Authorization: Bearer)")
 		return
@@ -422,18 +410,4 @@ func newSessionID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// LoopbackOnly reports whether addr listens on loopback only (a token is
-// required otherwise).
-func LoopbackOnly(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
