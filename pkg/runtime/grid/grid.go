@@ -334,14 +334,7 @@ func (g *Grid) selectWorker(ctx context.Context, req gridregistry.Request, tried
 // release ends a session's lease (on every exit path) and wakes the
 // queue's head.
 func (g *Grid) release(worker, session string) {
-	g.lmu.Lock()
-	delete(g.local[worker], session)
-	g.lmu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := g.opts.Registry.Release(ctx, worker, session); err != nil {
-		g.opts.Log.Warn("releasing a session; its lease will expire", "worker", worker, "err", err)
-	}
+	g.end(worker, session, g.opts.Registry.Release)
 	select {
 	case g.freed <- struct{}{}:
 	default:
@@ -349,14 +342,18 @@ func (g *Grid) release(worker, session string) {
 }
 
 // cancel undoes a selection whose session never started.
-func (g *Grid) cancel(worker, session string) {
+func (g *Grid) cancel(worker, session string) { g.end(worker, session, g.opts.Registry.Cancel) }
+
+// end stops renewing a session's lease and tells the registry, by release
+// or cancel.
+func (g *Grid) end(worker, session string, tell func(ctx context.Context, worker, session string) error) {
 	g.lmu.Lock()
 	delete(g.local[worker], session)
 	g.lmu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := g.opts.Registry.Cancel(ctx, worker, session); err != nil {
-		g.opts.Log.Warn("cancelling a selection; its lease will expire", "worker", worker, "err", err)
+	if err := tell(ctx, worker, session); err != nil {
+		g.opts.Log.Warn("ending a session in the registry; its lease will expire", "worker", worker, "err", err)
 	}
 }
 
