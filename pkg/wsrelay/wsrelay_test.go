@@ -144,3 +144,46 @@ func TestDialFailsClearly(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestKeepalive: a client that answers pings stays connected through
+// silent intervals; one that answers nothing is dropped after three.
+func TestKeepalive(t *testing.T) {
+	r := relay(t, wsURL(echo(t, nil)), Options{PingInterval: 100 * time.Millisecond})
+	alive, _, err := websocket.DefaultDialer.Dial(wsURL(r), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alive.Close()
+	readErr := make(chan error, 1)
+	go func() { // reading answers pings
+		_, _, err := alive.ReadMessage()
+		readErr <- err
+	}()
+	deaf, _, err := websocket.DefaultDialer.Dial(wsURL(r), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	time.Sleep(800 * time.Millisecond) // deaf reads nothing, so answers no ping
+	select {
+	case err := <-readErr:
+		t.Fatalf("a client answering pings was dropped: %v", err)
+	default:
+	}
+	if err := alive.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+		t.Fatalf("write after silence: %v", err)
+	}
+	if err := <-readErr; err != nil {
+		t.Fatalf("echo after silence: %v", err)
+	}
+	deaf.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := deaf.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) || strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "reset") {
+				return // dropped, as it should be
+			}
+			t.Fatalf("a silent client was not dropped: %v", err)
+		}
+	}
+}

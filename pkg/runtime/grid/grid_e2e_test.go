@@ -474,3 +474,27 @@ func TestRestartAndStopKeepLiveSessions(t *testing.T) {
 	}
 	testenv.Eventually(t, 10*time.Second, "the old grid process to exit", func() bool { return syscall.Kill(first, 0) != nil })
 }
+
+// TestWithoutRedis: a grid listing its workers keeps an in-memory
+// registry, fed by polling their /status.
+func TestWithoutRedis(t *testing.T) {
+	s := newStack(t)
+	w := s.start(t, "browser", "browser", "--playwright-dir", s.pw, "--max-lifetime-sessions", "2")
+	g := s.start(t, "grid", "grid", "--worker", w.base, "--health-interval", "300ms")
+	waitWorkers(t, g, 1)
+	rs := s.clients(t, clientPlan{WS: wsURL(g), Sessions: 4, Concurrency: 1, URL: s.page})
+	for _, r := range rs {
+		if !r.OK || r.Title != "grid test page" {
+			t.Errorf("session %d: %s", r.I, r.Error)
+		}
+	}
+	// Lifetime 2: the worker restarted after the 2nd and the 4th session,
+	// and the grid saw the new browser generation each time.
+	testenv.Eventually(t, 20*time.Second, "the worker back with lifetime 0", func() bool {
+		ws := workers(t, g)
+		return len(ws) == 1 && ws[0].Status == "available" && ws[0].Lifetime == 0
+	})
+	if got := metricValue(prom(t, g), "crawl_grid_worker_restarts_total"); got < 2 {
+		t.Errorf("%v shutdown commands, want 2", got)
+	}
+}
