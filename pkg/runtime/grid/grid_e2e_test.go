@@ -268,12 +268,15 @@ func TestFullWorkerQueuesThenServes(t *testing.T) {
 func TestFullWorkerAnswers503AfterTimeout(t *testing.T) {
 	s := newStack(t)
 	s.browser(t, "browser", "--max-concurrent-sessions", "5")
-	g := s.grid(t, "--worker-select-timeout", "1s", "--queue-size", "6")
+	g := s.grid(t, "--worker-select-timeout", "1s")
+	// A second grid on the same registry, whose clients wait long, for
+	// the full queue.
+	gq := s.grid(t, "--worker-select-timeout", "60s", "--queue-size", "2")
 	waitWorkers(t, g, 1)
 	// Five Playwright clients hold every slot.
 	held := make(chan []result, 1)
 	go func() {
-		held <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 5, Concurrency: 5, URL: s.page, HoldMs: 6000})
+		held <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 5, Concurrency: 5, URL: s.page, HoldMs: 8000})
 	}()
 	testenv.Eventually(t, 20*time.Second, "five live sessions", func() bool { return activeConnections(t, g) == 5 })
 
@@ -291,20 +294,24 @@ func TestFullWorkerAnswers503AfterTimeout(t *testing.T) {
 		t.Errorf("503 after %v, before the 1s select timeout", waited)
 	}
 
-	// With the queue full (6 waiting), one more gets 429 at once.
+	// With the queue full (2 waiting), one more gets 429 at once; the two
+	// are served once the held sessions end.
 	var wg sync.WaitGroup
-	for range 6 {
+	for range 2 {
 		wg.Go(func() {
-			if c, _, err := websocket.DefaultDialer.Dial(wsURL(g), nil); err == nil {
-				c.Close()
+			c, _, err := websocket.DefaultDialer.Dial(wsURL(gq), nil)
+			if err != nil {
+				t.Errorf("a queued client: %v", err)
+				return
 			}
+			c.Close()
 		})
 	}
-	testenv.Eventually(t, 5*time.Second, "six clients queued", func() bool {
-		return strings.Contains(prom(t, g), "crawl_grid_queue_clients 6")
+	testenv.Eventually(t, 5*time.Second, "two clients queued", func() bool {
+		return strings.Contains(prom(t, gq), "crawl_grid_queue_clients 2")
 	})
 	start = time.Now()
-	_, resp, err = websocket.DefaultDialer.Dial(wsURL(g), nil)
+	_, resp, err = websocket.DefaultDialer.Dial(wsURL(gq), nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("client beyond the queue: %v %v, want 429", err, resp)
 	}
