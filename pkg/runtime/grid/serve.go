@@ -3,6 +3,7 @@ package grid
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -38,7 +39,7 @@ func (g *Grid) Handler(h *serve.Health, reg prometheus.Gatherer) http.Handler {
 			n += wk.Active
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]int{"activeConnections": n})
+		fmt.Fprintf(w, "{\"activeConnections\": %d}\n", n) // byte for byte as the seed shows it
 	})
 	mux.HandleFunc("GET /api/v1/workers", func(w http.ResponseWriter, r *http.Request) {
 		ws, err := g.opts.Registry.Workers(r.Context())
