@@ -79,7 +79,13 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"unknown config key", invocation{args: []string{"budget"}, configFile: "proxys: 4\n"}, exitUsage, "", "proxys"},
 		{"broken config file", invocation{args: []string{"budget"}, configFile: "proxies: [\n"}, exitUsage, "", "is not valid YAML"},
 		{"missing explicit config", invocation{args: []string{"budget", "--config", "/nonexistent/c.yaml"}}, exitUsage, "", "/nonexistent/c.yaml"},
-		{"up kind not yet", invocation{args: []string{"up", "--provider", "kind"}}, exitError, "", "the kind provider is not available in this build yet; use --provider local"},
+		{"up kind without docker", invocation{args: []string{"up", "--provider", "kind"}, env: map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"}},
+			exitError, "", "no Docker daemon answers at unix:///nonexistent/docker.sock"},
+		{"up kind without docker names local", invocation{args: []string{"up", "--provider", "kind"}, env: map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"}},
+			exitError, "", "crawlctl up --provider local"},
+		{"dry run needs kind", invocation{args: []string{"up", "--provider", "local", "--dry-run"}}, exitUsage, "", "--dry-run shows what the kind provider would create"},
+		{"dry run bad host memory", invocation{args: []string{"up", "--provider", "kind", "--dry-run", "--host-memory", "lots"}}, exitUsage, "", `--host-memory "lots"`},
+		{"dry run host too small", invocation{args: []string{"up", "--provider", "kind", "--dry-run", "--host-memory", "4Gi"}}, exitUsage, "", "lower --node-memory"},
 		{"up unknown provider", invocation{args: []string{"up", "--provider", "docker"}}, exitUsage, "", `provider "docker" is unknown`},
 		{"up does not fit", invocation{args: []string{"up", "--provider", "local", "--node-memory", "2Gi"}}, exitUsage, "", "does not fit in 2048Mi"},
 		{"status when down", invocation{args: []string{"status"}}, exitError, "", `stack "crawl" is not up: run`},
@@ -229,5 +235,26 @@ func TestConfigViewIsAConfigFile(t *testing.T) {
 	r2 := invocation{args: []string{"config", "view", "-o", "yaml", "--config", path}}.run(t)
 	if r2.code != 0 || r2.out != r.out {
 		t.Errorf("round trip differs (exit %d, %s):\n%s\nvs\n%s", r2.code, r2.errOut, r.out, r2.out)
+	}
+}
+
+func TestUpKindDryRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	r := invocation{args: []string{"up", "--provider", "kind", "--dry-run", "-d", dir, "--host-memory", "16Gi", "--proxies", "4"}}.run(t)
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.errOut)
+	}
+	path := filepath.Join(dir, "kind-config.yaml")
+	if strings.TrimSpace(r.out) != path {
+		t.Errorf("printed %q, want %s", r.out, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: Cluster", "memory: 8192Mi", "hostPort: 8080", "@sha256:"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("kind-config.yaml lacks %q:\n%s", want, b)
+		}
 	}
 }

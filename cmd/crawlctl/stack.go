@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
@@ -44,9 +46,11 @@ func (a *app) localProvider() (*local.Provider, error) {
 
 func newUpCommand(a *app) *cobra.Command {
 	var (
-		provider, target, assignment string
-		timeFactor                   float64
-		timeout, scrape              time.Duration
+		provider, target, assignment, dryRunDir string
+		timeFactor                              float64
+		timeout, scrape                         time.Duration
+		dryRun                                  bool
+		hostMemory                              string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -69,7 +73,10 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 			}
 			a.progress("provider %s: %s", chosen, why)
 			if chosen == cluster.Kind {
-				return errors.New("the kind provider is not available in this build yet; use --provider local")
+				return upKind(ctx, a, dryRun, dryRunDir, hostMemory)
+			}
+			if dryRun {
+				return usageErrorf("--dry-run shows what the kind provider would create: add --provider kind")
 			}
 			p, err := a.localProvider()
 			if err != nil {
@@ -111,7 +118,39 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 	f.Float64Var(&timeFactor, "sim-time-factor", 1, "scale the simulator's rate limits (10: ten times faster runs)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready")
 	f.DurationVar(&scrape, "scrape-interval", 5*time.Second, "how often the metrics store scrapes every component")
+	f.BoolVar(&dryRun, "dry-run", false, "with --provider kind: write what kind would get (the cluster config) and touch no Docker")
+	f.StringVarP(&dryRunDir, "dry-run-dir", "d", "crawlctl-dry-run", "where --dry-run writes")
+	f.StringVar(&hostMemory, "host-memory", "", "with --dry-run: the Docker VM's memory (e.g. 16Gi), so the kubelet reserves what is above the budget")
 	return cmd
+}
+
+// upKind runs the kind provider: a dry run writes its files; otherwise it
+// checks Docker against the budget.
+func upKind(ctx context.Context, a *app, dryRun bool, dir, hostMemory string) error {
+	plan, err := budget.Compute(a.cfg.Input)
+	if err != nil {
+		return usageError{err}
+	}
+	p := &kind.Provider{Name: a.cfg.Name, Progress: a.progress}
+	if !dryRun {
+		return p.Up(ctx, plan)
+	}
+	var hostMi int64
+	if hostMemory != "" {
+		q, err := resource.ParseQuantity(hostMemory)
+		if err != nil {
+			return usageErrorf("--host-memory %q: %v", hostMemory, err)
+		}
+		hostMi = q.Value() >> 20
+	}
+	files, err := p.DryRun(dir, plan, hostMi)
+	if err != nil {
+		return usageError{err}
+	}
+	for _, f := range files {
+		fmt.Fprintln(a.out, f)
+	}
+	return nil
 }
 
 func newDownCommand(a *app) *cobra.Command {

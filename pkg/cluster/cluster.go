@@ -7,10 +7,11 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
 )
 
 // Providers by name.
@@ -30,8 +31,13 @@ type Endpoints struct {
 	Grid       string `json:"grid,omitempty"`
 }
 
+// KindCreates says whether this build can create kind clusters; until it
+// can, the kind provider stops after its preflight and auto picks local.
+const KindCreates = false
+
 // Choose resolves a --provider value and says why. auto means kind when a
-// Docker daemon answers, local otherwise.
+// Docker daemon answers (and this build creates kind clusters), local
+// otherwise.
 func Choose(ctx context.Context, provider string) (string, string, error) {
 	switch provider {
 	case Local:
@@ -39,8 +45,11 @@ func Choose(ctx context.Context, provider string) (string, string, error) {
 	case Kind:
 		return Kind, "asked for with --provider kind", nil
 	case Auto, "":
-		if err := DockerPing(ctx); err != nil {
+		if err := dockerPing(ctx); err != nil {
 			return Local, "no Docker daemon answers (" + err.Error() + ")", nil
+		}
+		if !KindCreates {
+			return Local, "a Docker daemon answers, but this build does not create kind clusters yet", nil
 		}
 		return Kind, "a Docker daemon answers", nil
 	default:
@@ -48,26 +57,18 @@ func Choose(ctx context.Context, provider string) (string, string, error) {
 	}
 }
 
-// DockerPing checks that a Docker daemon answers on DOCKER_HOST's unix
-// socket (default /var/run/docker.sock).
-func DockerPing(ctx context.Context) error {
-	sock := "/var/run/docker.sock"
-	if h := os.Getenv("DOCKER_HOST"); len(h) > len("unix://") && h[:7] == "unix://" {
-		sock = h[7:]
+// dockerPing checks that a Docker daemon answers where the docker CLI
+// would look (DOCKER_HOST, else the default socket).
+func dockerPing(ctx context.Context) error {
+	d, err := kind.NewDocker()
+	if err != nil {
+		return err
 	}
+	defer d.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/_ping", nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: %w", sock, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d", sock, resp.StatusCode)
+	if _, err := d.Ping(ctx, client.PingOptions{}); err != nil {
+		return fmt.Errorf("%s: %w", d.DaemonHost(), err)
 	}
 	return nil
 }
