@@ -1,0 +1,117 @@
+// Package deploy installs the crawl stack from the charts embedded in the
+// binary (templates/), with every size taken from the budget plan. This
+// file loads the chart and renders it client-side; nothing here talks to a
+// cluster.
+package deploy
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+
+	crawlctl "github.com/crawlctl/crawlctl"
+	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/topics"
+)
+
+// ChartName is the embedded chart of the stack.
+const ChartName = "crawl"
+
+// Options are what a render needs besides the chart.
+type Options struct {
+	Plan      *budget.Plan
+	Release   string
+	Namespace string
+	// Image is the crawlctl runtime image; BrowserImage the browser
+	// worker's (the binary on the Playwright image).
+	Image, BrowserImage string
+	// Target is the crawl target; empty deploys the simulator.
+	Target string
+	// GridToken is the grid's token (empty: generated at install, kept
+	// across upgrades).
+	GridToken string
+}
+
+// LoadChart reads the embedded chart called name.
+func LoadChart(name string) (*chart.Chart, error) {
+	root := path.Join("templates", name)
+	var files []*loader.BufferedFile
+	err := fs.WalkDir(crawlctl.Templates, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(crawlctl.Templates, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, &loader.BufferedFile{Name: p[len(root)+1:], Data: b})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded chart %s: %w", name, err)
+	}
+	return loader.LoadFiles(files)
+}
+
+// Values are the chart's values for o: every component's size from the
+// plan, the topic and group names from pkg/topics.
+func Values(o Options) (map[string]any, error) {
+	comps := map[string]any{}
+	for _, c := range o.Plan.Components {
+		if c.Reserved {
+			continue // kind's control plane: not deployed by the chart
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		comps[c.Name] = m
+	}
+	v := map[string]any{
+		"components": comps,
+		"partitions": o.Plan.Partitions,
+		"target":     o.Target,
+		"gridToken":  o.GridToken,
+		"topics":     map[string]any{"frontier": topics.Frontier, "edges": topics.Edges},
+		"groups":     map[string]any{"worker": topics.WorkerGroup, "graphWriter": topics.GraphWriterGroup},
+	}
+	if o.Image != "" {
+		v["image"] = o.Image
+	}
+	if o.BrowserImage != "" {
+		v["browserImage"] = o.BrowserImage
+	}
+	return v, nil
+}
+
+// Render renders the stack's chart for o without a cluster (Helm's
+// client-only dry run) and returns the manifest.
+func Render(o Options) (string, error) {
+	ch, err := LoadChart(ChartName)
+	if err != nil {
+		return "", err
+	}
+	vals, err := Values(o)
+	if err != nil {
+		return "", err
+	}
+	install := action.NewInstall(&action.Configuration{})
+	install.ClientOnly, install.DryRun, install.Replace = true, true, true
+	install.ReleaseName, install.Namespace = o.Release, o.Namespace
+	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.37.0", Major: "1", Minor: "37"}
+	rel, err := install.Run(ch, vals)
+	if err != nil {
+		return "", fmt.Errorf("rendering the %s chart: %w", ChartName, err)
+	}
+	return rel.Manifest, nil
+}

@@ -1,0 +1,193 @@
+package deploy
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/lint/support"
+
+	crawlctl "github.com/crawlctl/crawlctl"
+	"github.com/crawlctl/crawlctl/pkg/budget"
+)
+
+// scaledObject is the part of KEDA's ScaledObject the charts set; decoding
+// into it strictly fails on any field this type does not know.
+type scaledObject struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		ScaleTargetRef  struct{ Name string } `json:"scaleTargetRef"`
+		MinReplicaCount int                   `json:"minReplicaCount"`
+		MaxReplicaCount int                   `json:"maxReplicaCount"`
+		PollingInterval int                   `json:"pollingInterval"`
+		CooldownPeriod  int                   `json:"cooldownPeriod"`
+		Triggers        []struct {
+			Type     string            `json:"type"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+var strict = serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
+
+// usage is memory (Mi) and CPU (m) limits summed per component.
+type usage struct{ memMi, cpum int64 }
+
+// renderAndCheck renders for in, decodes every document strictly and sums
+// the limits per component (label app.kubernetes.io/name), counting a
+// scaled Deployment at its KEDA maxReplicaCount.
+func renderAndCheck(t *testing.T, in budget.Input) (*budget.Plan, map[string]usage) {
+	t.Helper()
+	plan, err := budget.Compute(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := Render(Options{Plan: plan, Release: "crawl", Namespace: "crawl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type workload struct {
+		name     string
+		replicas int64
+		pod      corev1.PodTemplateSpec
+	}
+	var workloads []workload
+	maxReplicas := map[string]int64{}
+	for _, doc := range strings.Split(manifest, "\n---") {
+		doc = strings.TrimSpace(doc)
+		if doc == "" || strings.Trim(doc, "-\n ") == "" {
+			continue
+		}
+		if strings.Contains(doc, "kind: ScaledObject") {
+			var so scaledObject
+			if err := yaml.UnmarshalStrict([]byte(doc), &so); err != nil {
+				t.Fatalf("ScaledObject does not decode strictly: %v\n%s", err, doc)
+			}
+			maxReplicas[so.Spec.ScaleTargetRef.Name] = int64(so.Spec.MaxReplicaCount)
+			continue
+		}
+		obj, _, err := strict.Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("document does not decode strictly into its type: %v\n%s", err, doc)
+		}
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			workloads = append(workloads, workload{o.Name, int64(*o.Spec.Replicas), o.Spec.Template})
+		case *appsv1.StatefulSet:
+			workloads = append(workloads, workload{o.Name, int64(*o.Spec.Replicas), o.Spec.Template})
+		case runtime.Object:
+		}
+	}
+	got := map[string]usage{}
+	for _, w := range workloads {
+		n := w.replicas
+		if m, ok := maxReplicas[w.name]; ok {
+			n = m
+		}
+		comp := w.pod.Labels["app.kubernetes.io/name"]
+		for _, c := range w.pod.Spec.Containers {
+			lim := c.Resources.Limits
+			if lim.Memory().IsZero() || lim.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+				t.Errorf("%s/%s has no requests or limits", w.name, c.Name)
+			}
+			u := got[comp]
+			u.memMi += n * (lim.Memory().Value() >> 20)
+			u.cpum += n * lim.Cpu().MilliValue()
+			got[comp] = u
+		}
+	}
+	return plan, got
+}
+
+// TestRenderMatchesBudget: for 1..6 proxies, with and without the grid and
+// Grafana, every document decodes strictly and each component's rendered
+// limits (at full scale) are the budget's. KEDA comes from its official
+// chart and kind's control plane is reserved, so neither is rendered here.
+func TestRenderMatchesBudget(t *testing.T) {
+	for proxies := 1; proxies <= 6; proxies++ {
+		for _, grid := range []int{0, 1} {
+			for _, grafana := range []bool{false, true} {
+				t.Run(fmt.Sprintf("proxies=%d/grid=%d/grafana=%v", proxies, grid, grafana), func(t *testing.T) {
+					in := budget.DefaultInput()
+					in.Proxies, in.GridWorkers, in.Grafana = proxies, grid, grafana
+					plan, got := renderAndCheck(t, in)
+					for _, c := range plan.Components {
+						if c.Reserved || strings.HasPrefix(c.Name, "keda-") {
+							continue
+						}
+						g := got[c.Name]
+						if g.memMi != c.TotalLimitMemoryMi || g.cpum != c.TotalLimitCPUm {
+							t.Errorf("%s: rendered %dMi/%dm, budget %dMi/%dm", c.Name, g.memMi, g.cpum, c.TotalLimitMemoryMi, c.TotalLimitCPUm)
+						}
+						delete(got, c.Name)
+					}
+					for name, g := range got {
+						t.Errorf("rendered %s (%dMi) is not in the budget", name, g.memMi)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestLint runs Helm's linter (the SDK's, as `helm lint`) on the embedded
+// chart with a plan's values.
+func TestLint(t *testing.T) {
+	dir := t.TempDir()
+	err := fs.WalkDir(crawlctl.Templates, "templates/"+ChartName, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(crawlctl.Templates, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := budget.DefaultInput()
+	in.GridWorkers, in.Grafana = 1, true
+	plan, err := budget.Compute(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := Values(Options{Plan: plan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lint := action.NewLint()
+	lint.Strict = true
+	res := lint.Run([]string{filepath.Join(dir, "templates", ChartName)}, vals)
+	var msgs bytes.Buffer
+	for _, m := range res.Messages {
+		if m.Severity >= support.WarningSev { // an INFO ("icon is recommended") is advice
+			fmt.Fprintln(&msgs, m)
+		}
+	}
+	if len(res.Errors) > 0 || msgs.Len() > 0 {
+		t.Fatalf("helm lint: %v\n%s", res.Errors, msgs.String())
+	}
+}
