@@ -8,9 +8,13 @@ cd "$(repo_root)"
 
 # Real servers the tests start: redis-server, PostgreSQL (run as the
 # postgres user), and for the browser grid Chromium driven by Node.js and
-# playwright-core (installed by the tests into the user cache dir, pinned).
-apt_install redis-server postgresql chromium
+# playwright-core (installed by the tests into the user cache dir, pinned);
+# etcd for the kube-apiserver.
+apt_install redis-server postgresql chromium etcd-server
 need_node
+# The kind provider's deploy test installs into a real kube-apiserver,
+# built once from the pinned k8s.io/kubernetes module.
+"$(dirname "$0")/kube-apiserver.sh" >/dev/null
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
