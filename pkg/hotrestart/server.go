@@ -46,33 +46,12 @@ type Server struct {
 	Log     *slog.Logger
 	// OnDrained runs after the drain (close upstream pools and the like).
 	OnDrained func()
-
-	once  sync.Once
-	addrs chan [2]net.Addr
-}
-
-// Addrs returns the listening addresses once serving (admin is nil without
-// an admin listener); for tests that listen on port 0.
-func (s *Server) Addrs(ctx context.Context) (main, admin net.Addr, err error) {
-	s.init()
-	select {
-	case a := <-s.addrs:
-		s.addrs <- a
-		return a[0], a[1], nil
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	}
-}
-
-func (s *Server) init() {
-	s.once.Do(func() { s.addrs = make(chan [2]net.Addr, 1) })
 }
 
 // Run serves until ctx ends (drain and return nil) or a SIGHUP hands the
 // listeners to a new process (drain and return nil). A failed hand-off
 // keeps this process serving.
 func (s *Server) Run(ctx context.Context) error {
-	s.init()
 	if s.DrainTimeout <= 0 {
 		s.DrainTimeout = 30 * time.Second
 	}
@@ -118,9 +97,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.HTTP.Serve(ln) }()
-	var adminAddr net.Addr
 	if admin != nil {
-		adminAddr = adminLn.Addr()
 		go func() { errc <- admin.Serve(adminLn) }()
 	}
 	if err := Ready(); err != nil {
@@ -128,7 +105,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.Health.SetReady(true)
 	s.writePID(log)
-	s.addrs <- [2]net.Addr{ln.Addr(), adminAddr}
 	log.Info(s.Name+" serving", "addr", ln.Addr().String(), "admin", s.AdminListen, "inherited", ls.Inherited())
 
 	hup := make(chan os.Signal, 1)

@@ -133,9 +133,6 @@ func New(opts Options) (*Worker, error) {
 	return w, nil
 }
 
-// Info is what the worker registers.
-func (w *Worker) Info() gridregistry.WorkerInfo { return w.info }
-
 func (w *Worker) snapshot() Status {
 	w.mu.Lock()
 	defer w.mu.Unlock()
