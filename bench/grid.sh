@@ -13,15 +13,7 @@ apt_install redis-server chromium
 ROUNDS=${1:-10}
 PER=${2:-20}
 ROOT=$(repo_root)
-WORK=$(mktemp -d /tmp/crawlctl-gridbench-XXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 1
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir gridbench
 wait_ready() { for _ in $(seq 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; die "$1 is not ready"; }
 
 build_crawlctl

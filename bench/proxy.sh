@@ -12,16 +12,7 @@ apt_install wrk squid tinyproxy nginx util-linux
 DUR=${1:-10s}
 CONNS=${2:-64}
 ROOT=$(repo_root)
-WORK=$(mktemp -d /tmp/crawlctl-proxybench-XXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir proxybench
 
 BACKEND=18080
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; die "nothing listens on port $1"; }

@@ -42,6 +42,22 @@ need_node() {
   [ "$major" -ge 20 ] || die "Node.js $(node --version) is too old for playwright-core (needs 20 or later): install a newer one (e.g. from nodesource)"
 }
 
+# bench_workdir NAME makes $WORK (a temp dir) and $PIDS (background
+# processes to stop): at exit each gets SIGTERM, then SIGKILL a second
+# later, and $WORK is removed.
+bench_workdir() {
+  WORK=$(mktemp -d "/tmp/crawlctl-$1-XXXX")
+  chmod 755 "$WORK"
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
 # go_tool NAME MODULE@VERSION installs a pinned Go tool into $(go env GOPATH)/bin
 # unless that exact version is already there, and prints its path.
 go_tool() {
