@@ -65,6 +65,22 @@ func (c crawlctl) status() *local.Status {
 	return &st
 }
 
+// newStack is the real binary with its own state and config dirs, for a
+// stack called name; at the end it is taken down, and no crawlctl process
+// may be left.
+func newStack(t *testing.T, name string) crawlctl {
+	bin := testenv.Crawlctl(t)
+	home := t.TempDir()
+	c := crawlctl{t: t, bin: bin, env: []string{"XDG_STATE_HOME=" + home, "XDG_CONFIG_HOME=" + home, "CRAWLCTL_NAME=" + name}}
+	t.Cleanup(func() {
+		c.run("down", "--purge")
+		for _, p := range processesOf(bin) {
+			t.Errorf("left behind: %s", p)
+		}
+	})
+	return c
+}
+
 // processesOf lists live processes started from bin.
 func processesOf(bin string) []string {
 	var out []string
@@ -88,15 +104,8 @@ func processesOf(bin string) []string {
 // graph writer are killed mid-run, collect writes its folder, and down
 // leaves no process.
 func TestUpSeedStatusDown(t *testing.T) {
-	bin := testenv.Crawlctl(t)
-	home := t.TempDir()
-	c := crawlctl{t: t, bin: bin, env: []string{"XDG_STATE_HOME=" + home, "XDG_CONFIG_HOME=" + home, "CRAWLCTL_NAME=e2e"}}
-	t.Cleanup(func() {
-		c.run("down", "--purge")
-		for _, p := range processesOf(bin) {
-			t.Errorf("left behind: %s", p)
-		}
-	})
+	c := newStack(t, "e2e")
+	bin := c.bin
 	if _, errOut, code := c.run("status"); code == 0 || !strings.Contains(errOut, `stack "e2e" is not up`) {
 		t.Errorf("status before up: exit %d: %s", code, errOut)
 	}
@@ -312,16 +321,9 @@ func maxRowSum(rows [][]string, col int) float64 {
 }
 
 func TestGridWorkers(t *testing.T) {
-	bin := testenv.Crawlctl(t)
 	pw := testenv.Playwright(t)
-	home := t.TempDir()
-	c := crawlctl{t: t, bin: bin, env: []string{"XDG_STATE_HOME=" + home, "XDG_CONFIG_HOME=" + home, "CRAWLCTL_NAME=grid"}}
-	t.Cleanup(func() {
-		c.run("down", "--purge")
-		for _, p := range processesOf(bin) {
-			t.Errorf("left behind: %s", p)
-		}
-	})
+	c := newStack(t, "grid")
+	bin := c.bin
 	// Without Node.js and Chromium on PATH, up says what to install and
 	// starts nothing.
 	bare := crawlctl{t: t, bin: bin, env: append(slices.Clone(c.env), "PATH="+t.TempDir())}
