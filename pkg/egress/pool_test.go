@@ -56,20 +56,52 @@ func (s *site) counts() map[string]int {
 }
 
 // startProxies runs n real egress proxies, the i-th dialing from 127.0.0.(i+2).
-func startProxies(t *testing.T, s *site, n int) ([]string, []*httptest.Server) {
+func startProxies(t *testing.T, s *site, n int) ([]string, []*killableListener) {
 	var urls []string
-	var srvs []*httptest.Server
+	var lns []*killableListener
 	for i := range n {
 		p, err := proxy.New(proxy.Options{Allow: []string{s.Listener.Addr().String()}, EgressIP: net.IPv4(127, 0, 0, byte(i+2))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(p)
-		t.Cleanup(srv.Close)
-		urls = append(urls, srv.URL)
-		srvs = append(srvs, srv)
+		inner, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := &killableListener{Listener: inner}
+		go p.ServeListener(ln)
+		t.Cleanup(ln.kill)
+		urls = append(urls, "http://"+inner.Addr().String())
+		lns = append(lns, ln)
 	}
-	return urls, srvs
+	return urls, lns
+}
+
+// killableListener remembers what it accepted, so a test can kill the
+// proxy behind it: no new connection, and every open one reset.
+type killableListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *killableListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *killableListener) kill() {
+	l.Listener.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
 }
 
 func newPool(t *testing.T, o Options) *Pool {
@@ -194,8 +226,7 @@ func TestFailoverWhenAProxyDies(t *testing.T) {
 	s := newSite(t)
 	proxies, srvs := startProxies(t, s, 3)
 	p := newPool(t, Options{Proxies: proxies})
-	srvs[0].CloseClientConnections()
-	srvs[0].Close()
+	srvs[0].kill()
 	killed := time.Now()
 	for i := range 30 {
 		code, egress, err := get(t, p, s.URL+"/x")
@@ -246,9 +277,8 @@ func TestBreakerTripsOnFifthFailureAndRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: px}
-	go srv.Serve(ln)
-	defer srv.Close()
+	go px.ServeListener(ln)
+	defer ln.Close()
 	testenv.Eventually(t, 5*time.Second, "the pool to use the proxy again", func() bool {
 		code, _, err := get(t, p, s.URL+"/x")
 		return err == nil && code == 200

@@ -28,8 +28,11 @@ type Server struct {
 	// Listen is the main address; AdminListen, when set, a second one for
 	// Admin (health and metrics).
 	Listen, AdminListen string
-	// HTTP serves the main listener: its handler and timeouts.
+	// HTTP serves the main listener: its handler and timeouts. Main, when
+	// set, serves it instead (a server of its own, such as the egress
+	// proxy's connection loop).
 	HTTP *http.Server
+	Main Serving
 	// Admin is served on AdminListen; /healthz and /readyz are added.
 	Admin *http.ServeMux
 	// Health is set ready once serving and unready when draining.
@@ -47,6 +50,24 @@ type Server struct {
 	// OnDrained runs after the drain (close upstream pools and the like).
 	OnDrained func()
 }
+
+// Serving is a server of the main listener other than an http.Server.
+type Serving interface {
+	// Serve accepts on ln until it is closed (then http.ErrServerClosed).
+	Serve(ln net.Listener) error
+	// Drain lets requests in flight finish, closing connections between
+	// requests, until none is left or ctx ends.
+	Drain(ctx context.Context) error
+}
+
+// httpServing is an http.Server with the lossless drain.
+type httpServing struct {
+	srv     *http.Server
+	drainer *Drainer
+}
+
+func (h httpServing) Serve(ln net.Listener) error     { return h.srv.Serve(ln) }
+func (h httpServing) Drain(ctx context.Context) error { return h.drainer.Drain(ctx, h.srv) }
 
 // Run serves until ctx ends (drain and return nil) or a SIGHUP hands the
 // listeners to a new process (drain and return nil). A failed hand-off
@@ -90,13 +111,16 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Health.Register(mux)
 		admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
-	if s.HTTP.ErrorLog == nil {
-		s.HTTP.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	main := s.Main
+	if main == nil {
+		if s.HTTP.ErrorLog == nil {
+			s.HTTP.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+		}
+		main = httpServing{srv: s.HTTP, drainer: Track(s.HTTP)}
 	}
-	drainer := Track(s.HTTP)
 
 	errc := make(chan error, 2)
-	go func() { errc <- s.HTTP.Serve(ln) }()
+	go func() { errc <- main.Serve(ln) }()
 	if admin != nil {
 		go func() { errc <- admin.Serve(adminLn) }()
 	}
@@ -137,7 +161,7 @@ wait:
 	ls.Close()
 	dctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
 	defer cancel()
-	err = drainer.Drain(dctx, s.HTTP)
+	err = main.Drain(dctx)
 	if werr := s.Sessions.Wait(dctx); werr != nil {
 		log.Warn("drain deadline passed; closing live sessions", "sessions", s.Sessions.Len())
 		s.Sessions.CloseAll()

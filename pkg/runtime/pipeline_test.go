@@ -417,9 +417,13 @@ func TestCrawlThroughPacedEgressPool(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(px)
-		t.Cleanup(srv.Close)
-		proxies = append(proxies, srv.URL)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go px.ServeListener(ln)
+		t.Cleanup(func() { ln.Close() })
+		proxies = append(proxies, "http://"+ln.Addr().String())
 	}
 	pool, err := egress.New(egress.Options{Proxies: proxies, Rate: 60, Burst: 1})
 	if err != nil {

@@ -8,10 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,7 +50,7 @@ type Proxy struct {
 
 type metrics struct {
 	bytesUp, bytesDown prometheus.Counter // children of bytes, looked up once
-	requests           *prometheus.CounterVec
+	requests           *requestCounters
 	upstream429        prometheus.Counter
 	bytes              *prometheus.CounterVec
 	tunnels            prometheus.Gauge
@@ -100,8 +98,8 @@ func New(opts Options) (*Proxy, error) {
 		p.dialer.LocalAddr = &net.TCPAddr{IP: opts.EgressIP}
 	}
 	p.m = metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_proxy_requests_total",
-			Help: "Requests by method and the status the proxy answered."}, []string{"method", "code"}),
+		requests: &requestCounters{m: map[requestKey]prometheus.Counter{}, vec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_proxy_requests_total",
+			Help: "Requests by method and the status the proxy answered."}, []string{"method", "code"})},
 		upstream429: prometheus.NewCounter(prometheus.CounterOpts{Name: "crawl_proxy_upstream_rate_limited_total",
 			Help: "Upstream responses with status 429."}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "crawl_proxy_bytes_total",
@@ -114,7 +112,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.m.bytesUp, p.m.bytesDown = p.m.bytes.WithLabelValues("upstream"), p.m.bytes.WithLabelValues("downstream")
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(p.m.requests, p.m.upstream429, p.m.bytes, p.m.tunnels, p.m.dialErrors, p.m.refused)
+		opts.Registerer.MustRegister(p.m.requests.vec, p.m.upstream429, p.m.bytes, p.m.tunnels, p.m.dialErrors, p.m.refused)
 	}
 	p.pool = newBufferPool()
 	p.up = &upstreams{dial: p.dial, maxIdle: 256, idle: map[string][]*upConn{}}
@@ -128,143 +126,6 @@ func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error
 		p.m.dialErrors.Inc()
 	}
 	return c, err
-}
-
-func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) {
-		return // the client went away
-	}
-	code := http.StatusBadGateway
-	var ue *upstreamError
-	if errors.As(err, &ue) && ue.timeout {
-		code = http.StatusGatewayTimeout
-	}
-	p.opts.Log.Debug("upstream error", "url", r.URL.Redacted(), "err", err)
-	http.Error(w, "proxy: upstream "+r.URL.Host+": "+err.Error(), code)
-}
-
-// statusWriter remembers the status and counts bytes to the client.
-type statusWriter struct {
-	http.ResponseWriter
-	code  int
-	bytes int64
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	n, err := s.ResponseWriter.Write(b)
-	s.bytes += int64(n)
-	return n, err
-}
-
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// ServeHTTP proxies absolute-form requests and CONNECT tunnels; the only
-// origin-form request it answers is GET /healthz.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		code := sw.code
-		if code == 0 {
-			code = http.StatusOK
-		}
-		p.m.requests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
-		p.m.bytesDown.Add(float64(sw.bytes))
-	}()
-	if r.Method == http.MethodConnect {
-		p.connect(sw, r)
-		return
-	}
-	if !r.URL.IsAbs() {
-		if r.Method == http.MethodGet && r.URL.Path == "/healthz" {
-			io.WriteString(sw, "ok\n")
-			return
-		}
-		p.refuse(sw, http.StatusBadRequest, "not_proxy_request", "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT")
-		return
-	}
-	if r.URL.Scheme != "http" {
-		p.refuse(sw, http.StatusBadRequest, "scheme", "only http:// is proxied in absolute form; use CONNECT for https")
-		return
-	}
-	if ok, why := p.allowed(r.URL.Hostname(), r.URL.Port(), r.URL.Scheme); !ok {
-		p.refuse(sw, http.StatusForbidden, "destination", why)
-		return
-	}
-	if r.ContentLength > 0 {
-		p.m.bytesUp.Add(float64(r.ContentLength))
-	}
-	buf := p.pool.get()
-	defer p.pool.put(buf)
-	if err := p.forward(sw, r, *buf); err != nil {
-		p.upstreamError(sw, r, err)
-	}
-}
-
-func (p *Proxy) refuse(w http.ResponseWriter, code int, reason, msg string) {
-	p.m.refused.WithLabelValues(reason).Inc()
-	http.Error(w, "proxy: "+msg, code)
-}
-
-// connect opens a tunnel to an allowed host:port.
-func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		p.refuse(w, http.StatusBadRequest, "malformed", "CONNECT needs host:port")
-		return
-	}
-	if ok, why := p.allowed(host, port, ""); !ok {
-		p.refuse(w, http.StatusForbidden, "destination", why)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), p.opts.DialTimeout)
-	up, err := p.dial(ctx, "tcp", r.Host)
-	cancel()
-	if err != nil {
-		http.Error(w, "proxy: dialing "+r.Host+": "+err.Error(), http.StatusBadGateway)
-		return
-	}
-	hj, ok := w.(*statusWriter).ResponseWriter.(http.Hijacker)
-	if !ok {
-		up.Close()
-		http.Error(w, "proxy: connection cannot be hijacked", http.StatusInternalServerError)
-		return
-	}
-	client, brw, err := hj.Hijack()
-	if err != nil {
-		up.Close()
-		return
-	}
-	w.(*statusWriter).code = http.StatusOK
-	if _, err := client.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n")); err != nil {
-		client.Close()
-		up.Close()
-		return
-	}
-	if n := brw.Reader.Buffered(); n > 0 { // bytes the client sent early
-		early, _ := brw.Reader.Peek(n)
-		if _, err := up.Write(early); err != nil {
-			client.Close()
-			up.Close()
-			return
-		}
-	}
-	p.track(client, up)
 }
 
 // track relays a tunnel until either side is done or idle too long.

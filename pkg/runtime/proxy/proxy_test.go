@@ -72,7 +72,10 @@ func newBackend(t *testing.T) *backend {
 	return b
 }
 
-func startProxy(t *testing.T, opts Options) (*httptest.Server, *prometheus.Registry) {
+// proxyServer is a proxy serving on a loopback port.
+type proxyServer struct{ URL string }
+
+func startProxy(t *testing.T, opts Options) (*proxyServer, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
@@ -80,11 +83,19 @@ func startProxy(t *testing.T, opts Options) (*httptest.Server, *prometheus.Regis
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(p)
-	srv.Config.MaxHeaderBytes = 4 << 10
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, reg
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newConnServer(p, 4<<10)
+	go cs.Serve(ln)
+	t.Cleanup(func() {
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cs.Drain(ctx)
+	})
+	return &proxyServer{URL: "http://" + ln.Addr().String()}, reg
 }
 
 func proxiedClient(proxyURL string) *http.Client {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -47,14 +48,7 @@ func Serve(ctx context.Context, p *Proxy, so ServeOptions, reg prometheus.Gather
 	srv := &hotrestart.Server{
 		Name:   "proxy",
 		Listen: so.Listen, AdminListen: so.AdminListen,
-		HTTP: &http.Server{
-			Handler:           p,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       2 * time.Minute,
-			WriteTimeout:      10 * time.Minute,
-			IdleTimeout:       90 * time.Second,
-			MaxHeaderBytes:    so.MaxHeaderBytes,
-		},
+		Main:           newConnServer(p, so.MaxHeaderBytes),
 		Admin:          adminMux,
 		Sessions:       &p.tunnels,
 		DrainTimeout:   so.DrainTimeout,
@@ -65,3 +59,8 @@ func Serve(ctx context.Context, p *Proxy, so ServeOptions, reg prometheus.Gather
 	}
 	return srv.Run(ctx)
 }
+
+// ServeListener serves p's client connections on ln until ln is closed,
+// without hot restarts (for embedding p, and tests; `crawlctl run proxy`
+// uses Serve).
+func (p *Proxy) ServeListener(ln net.Listener) error { return newConnServer(p, 0).Serve(ln) }

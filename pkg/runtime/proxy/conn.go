@@ -1,0 +1,465 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// connServer serves the proxy's client connections itself: a loop per
+// connection that reads a request, writes it upstream and streams the
+// answer back, with no net/http server in between. net/http's per-request
+// work (header maps, a response writer, a background read, two buffered
+// writers) was half the proxy's CPU; this loop parses only what a forward
+// proxy must understand and passes the rest through as bytes.
+//
+// Drain keeps the guarantees http.Server plus hotrestart.Drainer gave: a
+// connection that is between requests is closed at once, one in the middle
+// of a request (or not yet past its first) finishes it with
+// "Connection: close", and nothing is cut before the deadline.
+type connServer struct {
+	p                 *Proxy
+	maxHeaderBytes    int
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	writeTimeout      time.Duration
+
+	mu       sync.Mutex
+	conns    map[*clientConn]struct{}
+	ln       net.Listener
+	draining atomic.Bool
+}
+
+// Connection states, for the drain.
+const (
+	stateNew int32 = iota // accepted, first request not answered yet
+	stateActive
+	stateIdle
+)
+
+type clientConn struct {
+	net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	state atomic.Int32
+	// hdr holds the current request's header block, resp the upstream
+	// response's (both reused).
+	hdr, resp []byte
+}
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func newConnServer(p *Proxy, maxHeaderBytes int) *connServer {
+	if maxHeaderBytes <= 0 {
+		maxHeaderBytes = 32 << 10
+	}
+	return &connServer{p: p, maxHeaderBytes: maxHeaderBytes, readHeaderTimeout: 10 * time.Second,
+		idleTimeout: 90 * time.Second, writeTimeout: 10 * time.Minute, conns: map[*clientConn]struct{}{}}
+}
+
+// Serve accepts until the listener is closed (http.ErrServerClosed once
+// draining).
+func (s *connServer) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		cc := &clientConn{Conn: c}
+		s.mu.Lock()
+		s.conns[cc] = struct{}{}
+		s.mu.Unlock()
+		go s.serve(cc)
+	}
+}
+
+// Drain lets every connection finish the request it is in and closes the
+// idle ones, until none is busy or ctx ends (then it closes the rest).
+func (s *connServer) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		for cc := range s.conns {
+			if cc.state.Load() == stateIdle {
+				cc.SetReadDeadline(time.Now()) // wakes its loop, which closes it
+			}
+		}
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for cc := range s.conns {
+				cc.Close()
+			}
+			s.mu.Unlock()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *connServer) forget(cc *clientConn) {
+	s.mu.Lock()
+	delete(s.conns, cc)
+	s.mu.Unlock()
+}
+
+// serve runs one connection's request loop.
+func (s *connServer) serve(cc *clientConn) {
+	cc.br = readers.Get().(*bufio.Reader)
+	cc.br.Reset(cc.Conn)
+	cc.bw = writers.Get().(*bufio.Writer)
+	cc.bw.Reset(cc.Conn)
+	hijacked := false
+	defer func() {
+		s.forget(cc)
+		if !hijacked {
+			cc.Close()
+		}
+		cc.br.Reset(nil)
+		readers.Put(cc.br)
+		cc.bw.Reset(nil)
+		writers.Put(cc.bw)
+	}()
+	for served := 0; ; served++ {
+		if served > 0 {
+			if s.draining.Load() {
+				return
+			}
+			cc.state.Store(stateIdle)
+			cc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+			if _, err := cc.br.Peek(1); err != nil {
+				return // closed, idle too long, or drained
+			}
+			cc.state.Store(stateActive)
+		}
+		cc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout))
+		req, status, err := s.readRequest(cc)
+		if err != nil {
+			if status != 0 {
+				s.p.countRequest(req.method, status)
+				s.p.m.refused.WithLabelValues("malformed").Inc()
+				writeError(cc.bw, status, err.Error(), true)
+				cc.bw.Flush()
+			}
+			return
+		}
+		cc.SetReadDeadline(time.Time{})
+		cc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+		if s.draining.Load() {
+			req.close = true // answer this one, then close between responses
+		}
+		keep, hj := s.p.handle(cc, req)
+		if hj {
+			hijacked = true
+			return
+		}
+		if !keep || req.close {
+			cc.bw.Flush()
+			return
+		}
+		if cc.br.Buffered() == 0 { // no pipelined request waiting: send now
+			if err := cc.bw.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// request is what the loop needs of a client's request; the header lines
+// stay as bytes in cc.hdr.
+type request struct {
+	method, target string
+	http10         bool
+	close          bool  // the client asked for, or is owed, Connection: close
+	contentLength  int64 // -1: none
+	chunked        bool
+	expectContinue bool
+	// lines are the header lines to pass on: offsets into hdr.
+	lines [][2]int
+}
+
+var errHeaderTooLarge = errors.New("request header block too large")
+
+// readLine reads one line of the header block into cc.hdr, keeping the
+// block within limit.
+func (s *connServer) readLine(cc *clientConn, limit int) ([]byte, error) {
+	start := len(cc.hdr)
+	for {
+		frag, err := cc.br.ReadSlice('\n')
+		if len(cc.hdr)+len(frag) > limit {
+			return nil, errHeaderTooLarge
+		}
+		cc.hdr = append(cc.hdr, frag...)
+		if err == nil {
+			line := cc.hdr[start:]
+			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			return line, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+	}
+}
+
+// readRequest reads the request line and headers. On a bad request it
+// returns the status to answer (400 or 431); on a connection error, 0.
+func (s *connServer) readRequest(cc *clientConn) (request, int, error) {
+	req := request{contentLength: -1}
+	cc.hdr = cc.hdr[:0]
+	line, err := s.readLine(cc, s.maxHeaderBytes)
+	if err != nil {
+		if errors.Is(err, errHeaderTooLarge) {
+			return req, http.StatusRequestHeaderFieldsTooLarge, err
+		}
+		return req, 0, err
+	}
+	m, rest, ok1 := bytes.Cut(line, []byte(" "))
+	target, proto, ok2 := bytes.Cut(rest, []byte(" "))
+	if !ok1 || !ok2 || len(m) == 0 || len(target) == 0 {
+		return req, http.StatusBadRequest, errors.New("malformed request line")
+	}
+	req.method, req.target = string(m), string(target)
+	switch string(proto) {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		req.http10, req.close = true, true
+	default:
+		return req, http.StatusBadRequest, fmt.Errorf("unsupported protocol %q", proto)
+	}
+	var connTokens [][]byte
+	for {
+		start := len(cc.hdr)
+		line, err := s.readLine(cc, s.maxHeaderBytes)
+		if err != nil {
+			if errors.Is(err, errHeaderTooLarge) {
+				return req, http.StatusRequestHeaderFieldsTooLarge, err
+			}
+			return req, 0, err
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
+			return req, http.StatusBadRequest, errors.New("malformed header line")
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case asciiEqualFold(name, "Host"):
+			continue // the upstream gets the target's authority as Host
+		case asciiEqualFold(name, "Content-Length"):
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 || (req.contentLength >= 0 && req.contentLength != n) {
+				return req, http.StatusBadRequest, errors.New("bad Content-Length")
+			}
+			req.contentLength = n
+			continue // written again from the parsed value
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			if !asciiEqualFold(value, "chunked") {
+				return req, http.StatusBadRequest, errors.New("unsupported Transfer-Encoding")
+			}
+			req.chunked = true
+			continue
+		case asciiEqualFold(name, "Expect"):
+			if asciiEqualFold(value, "100-continue") {
+				req.expectContinue = true
+			}
+			continue
+		case asciiEqualFold(name, "Connection"), asciiEqualFold(name, "Proxy-Connection"):
+			for tok := range bytes.SplitSeq(value, []byte(",")) {
+				tok = bytes.TrimSpace(tok)
+				switch {
+				case asciiEqualFold(tok, "close"):
+					req.close = true
+				case asciiEqualFold(tok, "keep-alive"):
+					if req.http10 {
+						req.close = false
+					}
+				default:
+					connTokens = append(connTokens, tok)
+				}
+			}
+			continue
+		}
+		if isHop(name) {
+			continue
+		}
+		req.lines = append(req.lines, [2]int{start, start + len(line)})
+	}
+	if req.chunked && req.contentLength >= 0 {
+		// Two framings: the way to request smuggling (RFC 9112 6.3).
+		return req, http.StatusBadRequest, errors.New("both Content-Length and Transfer-Encoding")
+	}
+	if len(connTokens) > 0 { // fields named in Connection are hop-by-hop too
+		kept := req.lines[:0]
+		for _, l := range req.lines {
+			name, _, _ := bytes.Cut(cc.hdr[l[0]:l[1]], []byte(":"))
+			drop := false
+			for _, tok := range connTokens {
+				if asciiEqualFold(name, string(tok)) {
+					drop = true
+				}
+			}
+			if !drop {
+				kept = append(kept, l)
+			}
+		}
+		req.lines = kept
+	}
+	return req, 0, nil
+}
+
+// hopHeaders are removed in both directions (RFC 9110 7.6.1); Connection,
+// Transfer-Encoding and Expect are read and handled where they are parsed.
+var hopHeaders = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
+
+func isHop(name []byte) bool {
+	for _, h := range hopHeaders {
+		if asciiEqualFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiEqualFold[T []byte | string](a T, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// writeError answers with a short text body.
+func writeError(w *bufio.Writer, code int, msg string, closeConn bool) {
+	body := "proxy: " + msg + "\n"
+	fmt.Fprintf(w, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n",
+		code, http.StatusText(code), len(body))
+	if closeConn {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+	w.WriteString(body)
+}
+
+// requestCounters caches the per-(method, code) counters.
+type requestCounters struct {
+	vec *prometheus.CounterVec
+	mu  sync.RWMutex
+	m   map[requestKey]prometheus.Counter
+}
+
+type requestKey struct {
+	method string
+	code   int
+}
+
+func (r *requestCounters) inc(method string, code int) {
+	if !validMethod(method) {
+		method = "other" // no label per garbage method
+	}
+	k := requestKey{method, code}
+	r.mu.RLock()
+	c, ok := r.m[k]
+	r.mu.RUnlock()
+	if !ok {
+		c = r.vec.WithLabelValues(method, strconv.Itoa(code))
+		r.mu.Lock()
+		r.m[k] = c
+		r.mu.Unlock()
+	}
+	c.Inc()
+}
+
+func validMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE":
+		return true
+	}
+	return false
+}
+
+// copyChunked passes a chunked body through as it is, to its last chunk
+// and trailers.
+func copyChunked(dst *bufio.Writer, src *bufio.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		line, err := src.ReadSlice('\n')
+		if err != nil {
+			return total, err
+		}
+		dst.Write(line)
+		sizeStr, _, _ := bytes.Cut(bytes.TrimSpace(line), []byte(";"))
+		size, err := strconv.ParseInt(string(sizeStr), 16, 64)
+		if err != nil || size < 0 {
+			return total, errors.New("malformed chunk size")
+		}
+		if size == 0 {
+			for { // trailers, then the empty line
+				t, err := src.ReadSlice('\n')
+				if err != nil {
+					return total, err
+				}
+				dst.Write(t)
+				if len(bytes.TrimSpace(t)) == 0 {
+					return total, nil
+				}
+			}
+		}
+		n, err := io.CopyBuffer(dst, io.LimitReader(src, size+2), buf) // data and its CRLF
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n != size+2 {
+			return total, io.ErrUnexpectedEOF
+		}
+	}
+}
