@@ -33,6 +33,7 @@ type connServer struct {
 	p                 *Proxy
 	maxHeaderBytes    int
 	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
 	idleTimeout       time.Duration
 	writeTimeout      time.Duration
 
@@ -69,7 +70,7 @@ func newConnServer(p *Proxy, maxHeaderBytes int) *connServer {
 		maxHeaderBytes = 32 << 10
 	}
 	return &connServer{p: p, maxHeaderBytes: maxHeaderBytes, readHeaderTimeout: 10 * time.Second,
-		idleTimeout: 90 * time.Second, writeTimeout: 10 * time.Minute, conns: map[*clientConn]struct{}{}}
+		readTimeout: 2 * time.Minute, idleTimeout: 90 * time.Second, writeTimeout: 10 * time.Minute, conns: map[*clientConn]struct{}{}}
 }
 
 // Serve accepts until the listener is closed (http.ErrServerClosed once
@@ -179,7 +180,7 @@ func (s *connServer) serve(cc *clientConn) {
 			}
 			return
 		}
-		cc.SetReadDeadline(time.Time{})
+		cc.SetReadDeadline(time.Now().Add(s.readTimeout)) // the body, if any
 		cc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 		if s.draining.Load() {
 			req.close = true // answer this one, then close between responses
