@@ -303,18 +303,13 @@ func (s *connServer) readRequest(cc *clientConn) (request, int, error) {
 			}
 			continue
 		case asciiEqualFold(name, "Connection"), asciiEqualFold(name, "Proxy-Connection"):
-			for tok := range bytes.SplitSeq(value, []byte(",")) {
-				tok = bytes.TrimSpace(tok)
-				switch {
-				case asciiEqualFold(tok, "close"):
-					req.close = true
-				case asciiEqualFold(tok, "keep-alive"):
-					if req.http10 {
-						req.close = false
-					}
-				default:
-					connTokens = append(connTokens, tok)
-				}
+			var closeConn, keepAlive bool
+			closeConn, keepAlive, connTokens = connectionTokens(value, connTokens)
+			switch {
+			case closeConn:
+				req.close = true
+			case keepAlive && req.http10:
+				req.close = false
 			}
 			continue
 		}
@@ -327,23 +322,45 @@ func (s *connServer) readRequest(cc *clientConn) (request, int, error) {
 		// Two framings: the way to request smuggling (RFC 9112 6.3).
 		return req, http.StatusBadRequest, errors.New("both Content-Length and Transfer-Encoding")
 	}
-	if len(connTokens) > 0 { // fields named in Connection are hop-by-hop too
-		kept := req.lines[:0]
-		for _, l := range req.lines {
-			name, _, _ := bytes.Cut(cc.hdr[l[0]:l[1]], []byte(":"))
-			drop := false
-			for _, tok := range connTokens {
-				if asciiEqualFold(name, string(tok)) {
-					drop = true
-				}
-			}
-			if !drop {
-				kept = append(kept, l)
-			}
-		}
-		req.lines = kept
-	}
+	req.lines = dropNamed(cc.hdr, req.lines, connTokens)
 	return req, 0, nil
+}
+
+// connectionTokens reads a Connection header's value: close, keep-alive,
+// and the fields it names (appended to named).
+func connectionTokens(value []byte, named [][]byte) (closeConn, keepAlive bool, _ [][]byte) {
+	for tok := range bytes.SplitSeq(value, []byte(",")) {
+		tok = bytes.TrimSpace(tok)
+		switch {
+		case asciiEqualFold(tok, "close"):
+			closeConn = true
+		case asciiEqualFold(tok, "keep-alive"):
+			keepAlive = true
+		case len(tok) > 0:
+			named = append(named, tok)
+		}
+	}
+	return closeConn, keepAlive, named
+}
+
+// dropNamed leaves out the header lines whose field is named in tokens
+// (a Connection header's list: hop-by-hop too, RFC 9110 7.6.1).
+func dropNamed(head []byte, lines [][2]int, tokens [][]byte) [][2]int {
+	if len(tokens) == 0 {
+		return lines
+	}
+	kept := lines[:0]
+	for _, l := range lines {
+		name, _, _ := bytes.Cut(head[l[0]:l[1]], []byte(":"))
+		drop := false
+		for _, tok := range tokens {
+			drop = drop || asciiEqualFold(name, string(tok))
+		}
+		if !drop {
+			kept = append(kept, l)
+		}
+	}
+	return kept
 }
 
 // hopHeaders are removed in both directions (RFC 9110 7.6.1); Connection,

@@ -282,16 +282,13 @@ func readResponseHead(br *bufio.Reader, scratch []byte) (response, error) {
 			r.chunked = bytes.HasSuffix(bytes.ToLower(value), []byte("chunked"))
 			continue
 		case asciiEqualFold(name, "Connection"):
-			for tok := range bytes.SplitSeq(value, []byte(",")) {
-				tok = bytes.TrimSpace(tok)
-				switch {
-				case asciiEqualFold(tok, "close"):
-					r.close = true
-				case asciiEqualFold(tok, "keep-alive"):
-					r.close = false
-				default:
-					connTokens = append(connTokens, tok)
-				}
+			var closeConn, keepAlive bool
+			closeConn, keepAlive, connTokens = connectionTokens(value, connTokens)
+			switch {
+			case closeConn:
+				r.close = true
+			case keepAlive:
+				r.close = false
 			}
 			continue
 		}
@@ -303,22 +300,7 @@ func readResponseHead(br *bufio.Reader, scratch []byte) (response, error) {
 	if r.chunked {
 		r.contentLength = -1
 	}
-	if len(connTokens) > 0 {
-		kept := r.lines[:0]
-		for _, l := range r.lines {
-			name, _, _ := bytes.Cut(r.head[l[0]:l[1]], []byte(":"))
-			drop := false
-			for _, tok := range connTokens {
-				if asciiEqualFold(name, string(tok)) {
-					drop = true
-				}
-			}
-			if !drop {
-				kept = append(kept, l)
-			}
-		}
-		r.lines = kept
-	}
+	r.lines = dropNamed(r.head, r.lines, connTokens)
 	return r, nil
 }
 
