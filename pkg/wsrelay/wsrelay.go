@@ -53,17 +53,15 @@ var writeBuffers = &sync.Pool{}
 // copyBuffers lend the 32 KiB buffers a message streams through.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// Upgrader accepts WebSocket sessions; checkOrigin nil accepts any Origin.
-func Upgrader(checkOrigin func(*http.Request) bool) *websocket.Upgrader {
-	if checkOrigin == nil {
-		checkOrigin = func(*http.Request) bool { return true }
-	}
+// Upgrader accepts WebSocket sessions from any Origin: a caller that
+// restricts origins checks them before upgrading, with its own answer.
+func Upgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   4 << 10,
 		WriteBufferSize:  32 << 10,
 		WriteBufferPool:  writeBuffers,
-		CheckOrigin:      checkOrigin,
+		CheckOrigin:      func(*http.Request) bool { return true },
 	}
 }
 

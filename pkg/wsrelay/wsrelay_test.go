@@ -16,7 +16,7 @@ import (
 // echo is a WebSocket server that sends every message back and reports the
 // handshake headers it saw.
 func echo(t *testing.T, seen chan<- http.Header) *httptest.Server {
-	up := Upgrader(nil)
+	up := Upgrader()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if seen != nil {
 			seen <- r.Header.Clone()
@@ -42,7 +42,7 @@ func echo(t *testing.T, seen chan<- http.Header) *httptest.Server {
 
 // relay is a server relaying each session to backend.
 func relay(t *testing.T, backend string, o Options) *httptest.Server {
-	up := Upgrader(nil)
+	up := Upgrader()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next, _, err := Dial(r.Context(), backend, ForwardHeaders(r.Header, "Authorization"), websocket.Subprotocols(r), o)
 		if err != nil {
@@ -111,7 +111,7 @@ func TestRelayClosesOversizedMessage(t *testing.T) {
 
 func TestRelayPassesCloseOn(t *testing.T) {
 	// The backend closes with a code of its own; the client sees that code.
-	up := Upgrader(nil)
+	up := Upgrader()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {

@@ -115,7 +115,7 @@ func New(opts Options) (*Worker, error) {
 		opts: opts,
 		info: gridregistry.WorkerInfo{ID: opts.ID, Endpoint: "ws://" + opts.Advertise + "/", Control: "http://" + opts.Advertise,
 			Browser: opts.Browser, MaxConcurrent: opts.MaxConcurrent, MaxLifetime: opts.MaxLifetime},
-		upgrader: wsrelay.Upgrader(nil),
+		upgrader: wsrelay.Upgrader(),
 		restartc: make(chan string, 1),
 		status:   gridregistry.Draining, // until the browser runs
 	}

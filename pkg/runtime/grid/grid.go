@@ -99,7 +99,7 @@ func New(opts Options) (*Grid, error) {
 		opts.Log = slog.Default()
 	}
 	g := &Grid{opts: opts, freed: make(chan struct{}, 1), local: map[string]map[string]struct{}{}}
-	g.upgrader = wsrelay.Upgrader(g.checkOrigin)
+	g.upgrader = wsrelay.Upgrader() // ServeSession checks the Origin itself
 	g.health = newHealth(opts, g.command)
 	g.m = newMetrics(g)
 	if opts.Registerer != nil {
