@@ -132,7 +132,9 @@ func (p *Proxy) forward(cc *clientConn, req request, addr, authority, path strin
 			closeClient = true // the end of the body is the end of the connection
 		}
 		// Status line and headers, the hop-by-hop ones left out.
-		fmt.Fprintf(cc.bw, "HTTP/1.1 %s\r\n", resp.status)
+		cc.bw.WriteString("HTTP/1.1 ")
+		cc.bw.WriteString(resp.status)
+		cc.bw.WriteString("\r\n")
 		for _, l := range resp.lines {
 			cc.bw.Write(resp.head[l[0]:l[1]])
 			cc.bw.WriteString("\r\n")
