@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/crawlctl/crawlctl/internal/exepages"
 	"github.com/crawlctl/crawlctl/pkg/config"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/serve"
@@ -73,6 +74,11 @@ func runtimeCommand(a *app, use, short string, run func(ctx context.Context, log
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewJSONHandler(a.errOut, &slog.HandlerOptions{Level: level})).With("component", use)
+			if st, err := exepages.Release(); err != nil {
+				log.Warn("could not give back the binary's start-up pages", "err", err)
+			} else {
+				log.Debug("gave back the binary's start-up pages", "mappings", st.Mappings, "bytes", st.Bytes)
+			}
 			return run(cmd.Context(), log)
 		},
 	}

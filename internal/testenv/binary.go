@@ -42,6 +42,15 @@ func Crawlctl(t testing.TB) string {
 	return binPath
 }
 
+// ResetPeakRSS resets a process's peak resident set (VmHWM) to its current
+// one, so a later VmHWM is the peak since now.
+func ResetPeakRSS(pid int) error {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		return fmt.Errorf("resetting the peak RSS of process %d: %w", pid, err)
+	}
+	return nil
+}
+
 // StatusMiB reads a kB field of /proc/PID/status (VmRSS:, VmHWM:,
 // RssAnon:) in MiB; 0 if absent.
 func StatusMiB(pid int, field string) float64 {
