@@ -18,6 +18,7 @@ type invocation struct {
 	args       []string
 	env        map[string]string
 	configFile string // written to $XDG_CONFIG_HOME/crawlctl/config.yaml
+	stateHome  string // XDG_STATE_HOME shared by invocations; default a new one
 }
 
 type result struct {
@@ -35,7 +36,10 @@ func (inv invocation) run(t *testing.T) result {
 	}
 	home := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", home)
-	t.Setenv("XDG_STATE_HOME", home) // never a developer's running stack
+	if inv.stateHome == "" {
+		inv.stateHome = home
+	}
+	t.Setenv("XDG_STATE_HOME", inv.stateHome) // never a developer's running stack
 	if inv.configFile != "" {
 		dir := filepath.Join(home, "crawlctl")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -83,7 +87,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 			exitError, "", "no Docker daemon answers at unix:///nonexistent/docker.sock"},
 		{"up kind without docker names local", invocation{args: []string{"up", "--provider", "kind"}, env: map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"}},
 			exitError, "", "crawlctl up --provider local"},
-		{"dry run needs kind", invocation{args: []string{"up", "--provider", "local", "--dry-run"}}, exitUsage, "", "--dry-run shows what the kind provider would create"},
+		{"dry run needs kind", invocation{args: []string{"up", "--provider", "local", "--dry-run"}}, exitUsage, "", "--dry-run shows what the kind or kube provider would create"},
+		{"up kube no kubeconfig", invocation{args: []string{"up", "--provider", "kube", "--kubeconfig", "/nonexistent/kubeconfig"}}, exitError, "", "reading the kubeconfig"},
+		{"up kube no cluster", invocation{args: []string{"up", "--provider", "kube", "--kubeconfig", "testdata/unreachable.kubeconfig"}}, exitError, "", "the cluster at https://127.0.0.1:1 does not answer"},
 		{"dry run bad host memory", invocation{args: []string{"up", "--provider", "kind", "--dry-run", "--host-memory", "lots"}}, exitUsage, "", `--host-memory "lots"`},
 		{"dry run host too small", invocation{args: []string{"up", "--provider", "kind", "--dry-run", "--host-memory", "4Gi"}}, exitUsage, "", "lower --node-memory"},
 		{"up unknown provider", invocation{args: []string{"up", "--provider", "docker"}}, exitUsage, "", `provider "docker" is unknown`},
@@ -245,8 +251,18 @@ func TestUpKindDryRun(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.errOut)
 	}
 	path := filepath.Join(dir, "kind-config.yaml")
-	if strings.TrimSpace(r.out) != path {
-		t.Errorf("printed %q, want %s", r.out, path)
+	manifests := filepath.Join(dir, "manifests.yaml")
+	if strings.TrimSpace(r.out) != path+"\n"+manifests {
+		t.Errorf("printed %q, want %s and %s", r.out, path, manifests)
+	}
+	m, err := os.ReadFile(manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: StatefulSet", "name: proxy", "replicas: 4", "kind: ScaledObject"} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("manifests.yaml lacks %q", want)
+		}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

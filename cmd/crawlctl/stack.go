@@ -44,8 +44,16 @@ func (a *app) localProvider() (*local.Provider, error) {
 	return p, nil
 }
 
+// kubeFlags are up's flags for the providers that deploy the chart.
+type kubeFlags struct {
+	kubeconfig, context, namespace string
+	image, browserImage, target    string
+	wait                           bool
+}
+
 func newUpCommand(a *app) *cobra.Command {
 	var (
+		ko                                      kubeFlags
 		provider, target, assignment, dryRunDir string
 		timeFactor                              float64
 		timeout, scrape                         time.Duration
@@ -60,10 +68,15 @@ until every component is ready, then prints the endpoints.
 
 --provider auto picks kind when a Docker daemon answers and local otherwise.
 The local provider runs the stack as processes under a supervisor: the
-Kafka-protocol broker and the Redis-protocol server are in memory.`,
+Kafka-protocol broker and the Redis-protocol server are in memory.
+--provider kube installs the same charts into the cluster of a kubeconfig
+(KEDA installed first; images from --image); running up again upgrades it
+to the current flags.`,
 		Example: `  crawlctl up
   crawlctl up --proxies 1 --sim-time-factor 10
-  crawlctl up --provider local --partitions 8`,
+  crawlctl up --provider local --partitions 8
+  crawlctl up --provider kube --context staging --image registry.example/crawlctl:v1
+  crawlctl up --provider kind --dry-run -d out/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -72,11 +85,32 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 				return usageError{err}
 			}
 			a.progress("provider %s: %s", chosen, why)
-			if chosen == cluster.Kind {
-				return upKind(ctx, a, dryRun, dryRunDir, hostMemory)
+			ko.target = target
+			switch chosen {
+			case cluster.Kind:
+				return upKind(ctx, a, ko, dryRun, dryRunDir, hostMemory)
+			case cluster.Kube:
+				plan, err := budget.Compute(a.cfg.Input)
+				if err != nil {
+					return usageError{err}
+				}
+				if dryRun {
+					path, err := renderManifests(a, dryRunDir, plan, ko)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(a.out, path)
+					return nil
+				}
+				return upKube(ctx, a, plan, ko, timeout)
 			}
 			if dryRun {
-				return usageErrorf("--dry-run shows what the kind provider would create: add --provider kind")
+				return usageErrorf("--dry-run shows what the kind or kube provider would create: add --provider kind or --provider kube")
+			}
+			if r, err := a.kubeRecord(); err != nil {
+				return err
+			} else if r != nil {
+				return usageErrorf("stack %q is installed in the cluster at %s (namespace %s): run `crawlctl down` first, or name another stack with --name", a.cfg.Name, r.Server, r.Namespace)
 			}
 			p, err := a.localProvider()
 			if err != nil {
@@ -112,21 +146,28 @@ Kafka-protocol broker and the Redis-protocol server are in memory.`,
 	}
 	addBudgetFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&provider, "provider", cluster.Auto, "auto, local or kind")
+	f.StringVar(&provider, "provider", cluster.Auto, "auto, local, kind or kube (an existing cluster)")
+	f.StringVar(&ko.kubeconfig, "kubeconfig", "", "with --provider kube: the kubeconfig (default $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&ko.context, "context", "", "with --provider kube: the kubeconfig context (default its current one)")
+	f.StringVar(&ko.namespace, "namespace", "crawl", "with --provider kind or kube: the stack's namespace")
+	f.StringVar(&ko.image, "image", "", "with --provider kind or kube: the runtime image (crawlctl built with -tags crawlctl_runtime)")
+	f.StringVar(&ko.browserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
+	f.BoolVar(&ko.wait, "wait", true, "with --provider kube: wait until every workload is ready (up to --timeout)")
 	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
 	f.StringVar(&assignment, "proxy-assignment", "pace", "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")
 	f.Float64Var(&timeFactor, "sim-time-factor", 1, "scale the simulator's rate limits (10: ten times faster runs)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready")
 	f.DurationVar(&scrape, "scrape-interval", 5*time.Second, "how often the metrics store scrapes every component")
-	f.BoolVar(&dryRun, "dry-run", false, "with --provider kind: write what kind would get (the cluster config) and touch no Docker")
+	f.BoolVar(&dryRun, "dry-run", false, "with --provider kind or kube: write what would be created (kind-config.yaml, manifests.yaml) and touch nothing")
 	f.StringVarP(&dryRunDir, "dry-run-dir", "d", "crawlctl-dry-run", "where --dry-run writes")
 	f.StringVar(&hostMemory, "host-memory", "", "with --dry-run: the Docker VM's memory (e.g. 16Gi), so the kubelet reserves what is above the budget")
 	return cmd
 }
 
-// upKind runs the kind provider: a dry run writes its files; otherwise it
-// checks Docker against the budget.
-func upKind(ctx context.Context, a *app, dryRun bool, dir, hostMemory string) error {
+// upKind runs the kind provider: a dry run writes its files (the cluster
+// config and the rendered chart); otherwise it checks Docker against the
+// budget.
+func upKind(ctx context.Context, a *app, ko kubeFlags, dryRun bool, dir, hostMemory string) error {
 	plan, err := budget.Compute(a.cfg.Input)
 	if err != nil {
 		return usageError{err}
@@ -147,7 +188,11 @@ func upKind(ctx context.Context, a *app, dryRun bool, dir, hostMemory string) er
 	if err != nil {
 		return usageError{err}
 	}
-	for _, f := range files {
+	manifests, err := renderManifests(a, dir, plan, ko)
+	if err != nil {
+		return err
+	}
+	for _, f := range append(files, manifests) {
 		fmt.Fprintln(a.out, f)
 	}
 	return nil
@@ -157,9 +202,14 @@ func newDownCommand(a *app) *cobra.Command {
 	var purge bool
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Stop the crawl stack",
+		Short: "Stop the crawl stack (or uninstall it from the cluster up --provider kube installed it in)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if r, err := a.kubeRecord(); err != nil {
+				return err
+			} else if r != nil {
+				return downKube(cmd.Context(), a, r, 5*time.Minute)
+			}
 			p, err := a.localProvider()
 			if err != nil {
 				return err
@@ -186,6 +236,11 @@ func newStatusCommand(a *app) *cobra.Command {
 		Short: "Show components, replicas, frontier lag and run progress",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if r, err := a.kubeRecord(); err != nil {
+				return err
+			} else if r != nil {
+				return statusKube(cmd.Context(), a, r)
+			}
 			p, err := a.localProvider()
 			if err != nil {
 				return err

@@ -12,34 +12,39 @@ import (
 )
 
 var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	binMu    sync.Mutex
+	binPaths = map[string]string{} // by build tags
 )
 
 // Crawlctl builds the crawlctl binary once per test process, static like a
 // release (CGO_ENABLED=0, -trimpath), and returns its path, for tests and
 // benchmarks that measure the real program.
-func Crawlctl(t testing.TB) string {
+func Crawlctl(t testing.TB) string { return build(t, "") }
+
+// CrawlctlRuntime builds the runtime build of crawlctl (-tags
+// crawlctl_runtime: the binary of the stack's images, without the Helm
+// SDK), once per test process.
+func CrawlctlRuntime(t testing.TB) string { return build(t, "crawlctl_runtime") }
+
+func build(t testing.TB, tags string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "crawlctl-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "crawlctl")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/crawlctl/crawlctl/cmd/crawlctl")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binPaths[tags]; ok {
+		return p
 	}
-	return binPath
+	dir, err := os.MkdirTemp("", "crawlctl-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "crawlctl")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", path, "github.com/crawlctl/crawlctl/cmd/crawlctl")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags %q: %v\n%s", tags, err, out)
+	}
+	binPaths[tags] = path
+	return path
 }
 
 // ResetPeakRSS resets a process's peak resident set (VmHWM) to its current

@@ -19,6 +19,9 @@ const (
 	Auto  = "auto"
 	Local = "local"
 	Kind  = "kind"
+	// Kube installs into an existing cluster from a kubeconfig; never
+	// chosen by auto.
+	Kube = "kube"
 )
 
 // Endpoints are the stack's addresses on this host.
@@ -44,6 +47,8 @@ func Choose(ctx context.Context, provider string) (string, string, error) {
 		return Local, "asked for with --provider local", nil
 	case Kind:
 		return Kind, "asked for with --provider kind", nil
+	case Kube:
+		return Kube, "asked for with --provider kube", nil
 	case Auto, "":
 		if err := dockerPing(ctx); err != nil {
 			return Local, "no Docker daemon answers (" + err.Error() + ")", nil
@@ -53,7 +58,7 @@ func Choose(ctx context.Context, provider string) (string, string, error) {
 		}
 		return Kind, "a Docker daemon answers", nil
 	default:
-		return "", "", fmt.Errorf("provider %q is unknown: use auto, local or kind", provider)
+		return "", "", fmt.Errorf("provider %q is unknown: use auto, local, kind or kube", provider)
 	}
 }
 

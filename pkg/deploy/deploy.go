@@ -84,6 +84,21 @@ func (d *Deployer) Apply(ctx context.Context, o Options, ao ApplyOptions) (*rele
 	return rel, nil
 }
 
+// ErrNoRelease: the release is not installed.
+var ErrNoRelease = errors.New("no such release")
+
+// Status is the release's latest revision.
+func (d *Deployer) Status(name string) (*release.Release, error) {
+	rel, err := action.NewStatus(d.cfg).Run(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, fmt.Errorf("release %s: %w", name, ErrNoRelease)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading release %s: %w", name, err)
+	}
+	return rel, nil
+}
+
 // Uninstall removes the release and everything it created; a release that
 // is not there is not an error.
 func (d *Deployer) Uninstall(name string, timeout time.Duration) error {

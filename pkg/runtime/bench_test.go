@@ -18,7 +18,8 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 )
 
-// BenchmarkWorker measures one `crawlctl run worker` process against the
+// BenchmarkWorker measures one `crawlctl run worker` process (the runtime
+// build, as in the worker's pods) against the
 // simulator with rate limits off: each iteration is a fresh 20-seed,
 // depth-3 run (4,033 jobs, 2,294 of them fetched). The worker runs with
 // GOMAXPROCS=1, pinned to CPU 1 by taskset when BENCH_PIN=1 (bench/worker.sh
@@ -40,7 +41,13 @@ func BenchmarkWorker(b *testing.B) {
 
 func benchWorker(b *testing.B, concurrent int, cold bool) {
 	s := startStack(b, quietSim(), 32)
-	bin := testenv.Crawlctl(b)
+	// The runtime build: the binary of the stack's images, which worker
+	// pods run; BENCH_BUILD=full measures the build users install, which
+	// links the Helm SDK too.
+	bin := testenv.CrawlctlRuntime(b)
+	if os.Getenv("BENCH_BUILD") == "full" {
+		bin = testenv.Crawlctl(b)
+	}
 	argv := []string{bin, "run", "worker", "-q",
 		"--kafka", strings.Join(s.brokers, ","), "--redis", s.redis, "--target", s.target.String(),
 		"--admin-listen", "127.0.0.1:0", "--concurrent-jobs", strconv.Itoa(concurrent)}

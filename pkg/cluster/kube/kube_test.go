@@ -1,70 +1,56 @@
-package deploy
+package kube_test
 
 import (
-	"bytes"
 	"context"
-	"os"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/crawlctl/crawlctl/internal/kubetest"
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
 )
 
-var scaledObjects = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledobjects"}
-
 // TestAgainstAPIServer installs the embedded chart into a real
-// kube-apiserver with crawlctl's deploy code, upgrades it to four proxies
-// and uninstalls it.
+// kube-apiserver through the kube provider (crawlctl's deploy code),
+// upgrades it to four proxies, reads its status and uninstalls it.
 func TestAgainstAPIServer(t *testing.T) {
 	kubeconfig := testenv.KubeAPIServer(t)
 	t.Setenv("KUBECACHEDIR", t.TempDir()) // no discovery cache shared between runs
 	ctx := context.Background()
 	const ns = "crawl"
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := kubernetes.NewForConfigOrDie(rc)
-	dc := dynamic.NewForConfigOrDie(rc)
+	c := kubetest.Connect(t, kubeconfig)
+	kc, dc := c.Kube, c.Dynamic
+	p := kube.NewProvider("crawl", kube.WithKubeconfig(kubeconfig, ""), kube.WithNamespace(ns))
 
-	d, err := NewDeployer(kubeconfig, "", ns, nil)
-	if err != nil {
-		t.Fatal(err)
+	// Without KEDA the provider refuses, saying how to install it, and
+	// creates nothing.
+	_, err := p.Up(ctx, mustPlan(t, 3), kube.UpOptions{Timeout: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), "helm install keda") {
+		t.Fatalf("Up without KEDA: %v, want a refusal naming how to install KEDA", err)
 	}
-	// KEDA's CRD, as its chart would have installed it first.
-	crd, err := os.ReadFile("testdata/keda-scaledobject-crd.yaml")
-	if err != nil {
-		t.Fatal(err)
+	if l, err := kc.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) != 0 {
+		t.Fatalf("Up without KEDA left %d Deployments (%v)", len(l.Items), err)
 	}
-	res, err := d.cfg.KubeClient.Build(bytes.NewReader(crd), false)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := p.Status(ctx); !errors.Is(err, kube.ErrNotInstalled) {
+		t.Fatalf("Status before install: %v, want ErrNotInstalled", err)
 	}
-	if _, err := d.cfg.KubeClient.Create(res); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 30*time.Second, "the ScaledObject CRD served", func() bool {
-		_, err := dc.Resource(scaledObjects).Namespace("default").List(ctx, metav1.ListOptions{})
-		return err == nil
-	})
+	kubetest.InstallKEDACRD(t, c)
 
+	revision := 0
 	apply := func(proxies int) *budget.Plan {
 		t.Helper()
-		in := budget.DefaultInput()
-		in.Proxies, in.GridWorkers = proxies, 1
-		plan, err := budget.Compute(in)
+		plan := mustPlan(t, proxies)
+		res, err := p.Up(ctx, plan, kube.UpOptions{Timeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Apply(ctx, Options{Plan: plan, Release: "crawl", Namespace: ns}, ApplyOptions{Timeout: time.Minute}); err != nil {
-			t.Fatal(err)
+		if revision++; res.Revision != revision || res.Status != "deployed" {
+			t.Errorf("Up gave revision %d %s, want %d deployed", res.Revision, res.Status, revision)
 		}
 		return plan
 	}
@@ -81,7 +67,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		if lim := sts.Spec.Template.Spec.Containers[0].Resources.Limits.Memory().Value() >> 20; lim != proxy.LimitMemoryMi {
 			t.Errorf("proxy memory limit %dMi, want %dMi", lim, proxy.LimitMemoryMi)
 		}
-		so, err := dc.Resource(scaledObjects).Namespace(ns).Get(ctx, "worker", metav1.GetOptions{})
+		so, err := dc.Resource(kubetest.ScaledObjects).Namespace(ns).Get(ctx, "worker", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,8 +91,30 @@ func TestAgainstAPIServer(t *testing.T) {
 		t.Errorf("four proxies left the workers' cap at %d: the test would not see a change", w3.Replicas)
 	}
 
-	if err := d.Uninstall("crawl", time.Minute); err != nil {
+	st, err := p.Status(ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	proxy := map[string]kube.Workload{}
+	for _, w := range st.Workloads {
+		proxy[w.Name] = w
+	}
+	if w := proxy["proxy"]; w.Kind != "StatefulSet" || w.Desired != 4 || w.Ready != 0 {
+		t.Errorf("status of the proxies: %+v, want a StatefulSet of 4, none ready (no kubelet)", w)
+	}
+	p4, _ := four.Component(budget.Proxy)
+	if w := proxy["proxy"]; w.MemoryLimitMi != p4.LimitMemoryMi {
+		t.Errorf("status gives the proxy pod a %dMi limit, want the budget's %dMi", w.MemoryLimitMi, p4.LimitMemoryMi)
+	}
+	if st.Revision != 2 || st.State != "deployed" || len(st.Workloads) < 10 {
+		t.Errorf("status: revision %d %s with %d workloads, want revision 2 deployed with every workload", st.Revision, st.State, len(st.Workloads))
+	}
+
+	if was, err := p.Down(ctx, time.Minute); err != nil || !was {
+		t.Fatalf("Down = %v, %v; want true, nil", was, err)
+	}
+	if was, err := p.Down(ctx, time.Minute); err != nil || was {
+		t.Fatalf("a second Down = %v, %v; want false, nil (idempotent)", was, err)
 	}
 	left := 0
 	if l, err := kc.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); err == nil {
@@ -124,12 +132,23 @@ func TestAgainstAPIServer(t *testing.T) {
 	if l, err := kc.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/part-of=crawlctl"}); err == nil {
 		left += len(l.Items)
 	}
-	if l, err := dc.Resource(scaledObjects).Namespace(ns).List(ctx, metav1.ListOptions{}); err == nil {
+	if l, err := dc.Resource(kubetest.ScaledObjects).Namespace(ns).List(ctx, metav1.ListOptions{}); err == nil {
 		left += len(l.Items)
 	}
 	if left != 0 {
 		t.Errorf("uninstall left %d objects", left)
 	}
+}
+
+func mustPlan(t *testing.T, proxies int) *budget.Plan {
+	t.Helper()
+	in := budget.DefaultInput()
+	in.Proxies, in.GridWorkers = proxies, 1
+	plan, err := budget.Compute(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
 
 func unstructuredInt(obj map[string]any, path ...string) (int64, bool, error) {

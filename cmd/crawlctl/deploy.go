@@ -1,0 +1,125 @@
+//go:build !crawlctl_runtime
+
+package main
+
+// The providers that deploy with the Helm SDK (kind, kube). They are left
+// out of the runtime build (-tags crawlctl_runtime), the binary of the
+// stack's images: linking the Helm SDK and client-go costs every process
+// about 4 MiB of its own memory at start and a working set that, in a
+// worker pod's 64Mi cgroup, thrashes (docs/benchmarks.md).
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
+	"github.com/crawlctl/crawlctl/pkg/cluster/local"
+	"github.com/crawlctl/crawlctl/pkg/deploy"
+)
+
+// renderManifests writes the stack's rendered chart (a client-only Helm
+// dry run) into dir/manifests.yaml.
+func renderManifests(a *app, dir string, plan *budget.Plan, ko kubeFlags) (string, error) {
+	m, err := deploy.Render(deploy.Options{Plan: plan, Release: a.cfg.Name, Namespace: ko.namespace,
+		Image: ko.image, BrowserImage: ko.browserImage, Target: ko.target})
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "manifests.yaml")
+	return path, os.WriteFile(path, []byte(m), 0o644)
+}
+
+func (a *app) kubeProvider(ko kubeFlags) *kube.Provider {
+	return kube.NewProvider(a.cfg.Name, kube.WithKubeconfig(ko.kubeconfig, ko.context), kube.WithNamespace(ko.namespace),
+		kube.WithProgress(a.progress), kube.WithLogger(a.log))
+}
+
+// upKube installs or upgrades the stack in the kubeconfig's cluster and
+// records where, for status and down (before installing: a failed install
+// is still there to inspect and remove).
+func upKube(ctx context.Context, a *app, plan *budget.Plan, ko kubeFlags, timeout time.Duration) error {
+	p := a.kubeProvider(ko)
+	dir, err := local.StateDir(a.cfg.Name)
+	if err != nil {
+		return err
+	}
+	record := func(server string) error {
+		if err := cluster.WriteKubeRecord(dir, p.Record(server)); err != nil {
+			return fmt.Errorf("recording where the stack is: %w", err)
+		}
+		return nil
+	}
+	res, err := p.Up(ctx, plan, kube.UpOptions{Image: ko.image, BrowserImage: ko.browserImage, Target: ko.target,
+		Wait: ko.wait, Timeout: timeout, Installing: record})
+	if err != nil {
+		return err
+	}
+	return a.printObject(res, func(w io.Writer) error {
+		fmt.Fprintf(w, "stack %q is installed in %s (namespace %s, release %s revision %d, %s)\n", a.cfg.Name, res.Server, res.Namespace, res.Release, res.Revision, res.Status)
+		if !ko.wait {
+			fmt.Fprintf(w, "not waiting for the pods (--wait=false): crawlctl status shows them\n")
+		}
+		fmt.Fprintf(w, "the API is the Service api in namespace %s: kubectl -n %s port-forward svc/api 8088:8088\n", res.Namespace, res.Namespace)
+		return nil
+	})
+}
+
+// kubeRecord is the record of a stack installed with --provider kube, or
+// nil.
+func (a *app) kubeRecord() (*cluster.KubeRecord, error) {
+	dir, err := local.StateDir(a.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.ReadKubeRecord(dir)
+}
+
+// downKube uninstalls a recorded stack and forgets it.
+func downKube(ctx context.Context, a *app, r *cluster.KubeRecord, timeout time.Duration) error {
+	dir, err := local.StateDir(a.cfg.Name)
+	if err != nil {
+		return err
+	}
+	p := kube.FromRecord(*r, kube.WithProgress(a.progress), kube.WithLogger(a.log))
+	was, err := p.Down(ctx, timeout)
+	if err != nil {
+		return fmt.Errorf("%w (to forget this stack without uninstalling it, delete %s)", err, filepath.Join(dir, "kube.json"))
+	}
+	if err := cluster.RemoveKubeRecord(dir); err != nil {
+		return err
+	}
+	if was {
+		a.progress("stack %q is uninstalled from %s", a.cfg.Name, r.Server)
+	} else {
+		a.progress("stack %q was not installed in %s", a.cfg.Name, r.Server)
+	}
+	return nil
+}
+
+// statusKube prints a recorded stack's release and workloads.
+func statusKube(ctx context.Context, a *app, r *cluster.KubeRecord) error {
+	st, err := kube.FromRecord(*r, kube.WithLogger(a.log)).Status(ctx)
+	if err != nil {
+		return err
+	}
+	return a.printObject(st, func(w io.Writer) error {
+		fmt.Fprintf(w, "stack %q (kube, %s): release %s revision %d %s, namespace %s, updated %s\n\n",
+			a.cfg.Name, r.Server, st.Release, st.Revision, st.State, st.Namespace, st.Updated.Format(time.RFC3339))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "WORKLOAD\tKIND\tREADY\tDESIRED\tMEMORY LIMIT")
+		for _, x := range st.Workloads {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%dMi\n", x.Name, x.Kind, x.Ready, x.Desired, x.MemoryLimitMi)
+		}
+		return tw.Flush()
+	})
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"debug/buildinfo"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/crawlctl/crawlctl/internal/kubetest"
+	"github.com/crawlctl/crawlctl/internal/testenv"
+)
+
+// TestUpKubeAgainstAPIServer runs `crawlctl up --provider kube`, status and
+// down against a real kube-apiserver: the refusal without KEDA, the
+// install, the status read back from the recorded cluster, and the
+// uninstall.
+func TestUpKubeAgainstAPIServer(t *testing.T) {
+	kubeconfig := testenv.KubeAPIServer(t)
+	t.Setenv("KUBECACHEDIR", t.TempDir())
+	state := t.TempDir()
+	crawlctl := func(args ...string) result {
+		t.Helper()
+		return invocation{args: args, stateHome: state}.run(t)
+	}
+	up := []string{"up", "--provider", "kube", "--kubeconfig", kubeconfig, "--wait=false", "--proxies", "4", "--image", "registry.example/crawlctl:test"}
+
+	r := crawlctl(up...)
+	if r.code != exitError || !strings.Contains(r.errOut, "helm install keda") {
+		t.Fatalf("up without KEDA: exit %d, stderr %q; want a refusal naming how to install KEDA", r.code, r.errOut)
+	}
+	kubetest.InstallKEDACRD(t, kubetest.Connect(t, kubeconfig))
+
+	r = crawlctl(append(up, "-o", "json")...)
+	if r.code != exitOK {
+		t.Fatalf("up: exit %d: %s", r.code, r.errOut)
+	}
+	var res struct {
+		Release, Namespace, Status string
+		Revision                   int
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+		t.Fatalf("up -o json: %v\n%s", err, r.out)
+	}
+	if res.Release != "crawl" || res.Namespace != "crawl" || res.Revision != 1 || res.Status != "deployed" {
+		t.Errorf("up gave %+v, want release crawl revision 1 deployed in namespace crawl", res)
+	}
+	if !strings.Contains(r.errOut, "installing or upgrading release crawl") {
+		t.Errorf("up showed no progress on stderr: %q", r.errOut)
+	}
+
+	r = crawlctl("status", "-o", "json")
+	if r.code != exitOK {
+		t.Fatalf("status: exit %d: %s", r.code, r.errOut)
+	}
+	var st struct {
+		Revision  int
+		Workloads []struct {
+			Kind, Name     string
+			Desired, Ready int
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, r.out)
+	}
+	found := false
+	for _, w := range st.Workloads {
+		if w.Name == "proxy" {
+			found = w.Kind == "StatefulSet" && w.Desired == 4
+		}
+	}
+	if !found || st.Revision != 1 {
+		t.Errorf("status: revision %d, workloads %+v; want revision 1 with a StatefulSet proxy of 4", st.Revision, st.Workloads)
+	}
+	if r = crawlctl("status"); !strings.Contains(r.out, "WORKLOAD") || !strings.Contains(r.out, "proxy") {
+		t.Errorf("status table:\n%s", r.out)
+	}
+
+	// The stack's name is taken: a local stack of the same name is refused.
+	if r = crawlctl("up", "--provider", "local"); r.code != exitUsage || !strings.Contains(r.errOut, "run `crawlctl down` first") {
+		t.Errorf("local up over a kube stack: exit %d, %q", r.code, r.errOut)
+	}
+
+	if r = crawlctl("down"); r.code != exitOK || !strings.Contains(r.errOut, "is uninstalled") {
+		t.Fatalf("down: exit %d: %s", r.code, r.errOut)
+	}
+	if r = crawlctl("status"); r.code != exitError || !strings.Contains(r.errOut, "is not up") {
+		t.Errorf("status after down: exit %d, %q; want the stack forgotten", r.code, r.errOut)
+	}
+}
+
+// TestRuntimeBuildLeavesOutHelm builds the runtime build (-tags
+// crawlctl_runtime), the binary of the stack's images: it links no Helm
+// SDK, and its deploying commands say which build to use instead.
+func TestRuntimeBuildLeavesOutHelm(t *testing.T) {
+	bin := testenv.CrawlctlRuntime(t)
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range info.Deps {
+		if strings.HasPrefix(d.Path, "helm.sh/") {
+			t.Errorf("the runtime build links %s %s", d.Path, d.Version)
+		}
+	}
+	for _, args := range [][]string{
+		{"up", "--provider", "kube", "--kubeconfig", "testdata/unreachable.kubeconfig"},
+		{"up", "--provider", "kube", "--dry-run", "-d", t.TempDir()},
+	} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "this crawlctl is the runtime build") {
+			t.Errorf("runtime build %v: %v\n%s\nwant a refusal naming the full build", args, err, out)
+		}
+	}
+}
