@@ -19,6 +19,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/deploy"
@@ -72,6 +73,29 @@ func upKube(ctx context.Context, a *app, plan *budget.Plan, ko kubeFlags, timeou
 		fmt.Fprintf(w, "the API is the Service api in namespace %s: kubectl -n %s port-forward svc/api 8088:8088\n", res.Namespace, res.Namespace)
 		return nil
 	})
+}
+
+// createKind creates (or reuses) the stack's kind cluster, sized and
+// capped to the budget, and waits until it is ready. Installing the stack
+// into it is not in yet: the error says what stands and what to run.
+func createKind(ctx context.Context, a *app, p *kind.Provider, plan *budget.Plan) error {
+	dir, err := local.StateDir(a.cfg.Name)
+	if err != nil {
+		return err
+	}
+	c, err := p.Up(ctx, plan, filepath.Join(dir, "kind"))
+	if err != nil {
+		return err
+	}
+	kp := kube.NewProvider(a.cfg.Name, kube.WithKubeconfig(c.Kubeconfig, ""), kube.WithProgress(a.progress), kube.WithLogger(a.log))
+	if err := kp.WaitReady(ctx, 3*time.Minute); err != nil {
+		return err
+	}
+	a.progress("kind cluster %s is ready: node Ready, CoreDNS ready", c.Name)
+	return fmt.Errorf("kind cluster %s is up with its node capped at %dMi, but this build does not install the stack into kind yet "+
+		"(KEDA and the runtime image are not in): install KEDA into it, then "+
+		"`crawlctl up --provider kube --kubeconfig %s --image REGISTRY/crawlctl:TAG`; `crawlctl down --provider kind` deletes the cluster",
+		c.Name, c.NodeMemory, c.Kubeconfig)
 }
 
 // kubeRecord is the record of a stack installed with --provider kube, or

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
 )
 
 var errRuntimeBuild = errors.New("this crawlctl is the runtime build (-tags crawlctl_runtime), which runs the stack's components " +
@@ -21,6 +22,8 @@ var errRuntimeBuild = errors.New("this crawlctl is the runtime build (-tags craw
 func renderManifests(*app, string, *budget.Plan, kubeFlags) (string, error) {
 	return "", errRuntimeBuild
 }
+
+func createKind(context.Context, *app, *kind.Provider, *budget.Plan) error { return errRuntimeBuild }
 
 func upKube(context.Context, *app, *budget.Plan, kubeFlags, time.Duration) error {
 	return errRuntimeBuild

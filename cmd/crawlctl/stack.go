@@ -165,16 +165,15 @@ to the current flags.`,
 }
 
 // upKind runs the kind provider: a dry run writes its files (the cluster
-// config and the rendered chart); otherwise it checks Docker against the
-// budget.
+// config and the rendered chart); otherwise it creates the cluster.
 func upKind(ctx context.Context, a *app, ko kubeFlags, dryRun bool, dir, hostMemory string) error {
 	plan, err := budget.Compute(a.cfg.Input)
 	if err != nil {
 		return usageError{err}
 	}
-	p := &kind.Provider{Name: a.cfg.Name, Progress: a.progress}
+	p := &kind.Provider{Name: a.cfg.Name, Progress: a.progress, Log: a.log}
 	if !dryRun {
-		return p.Up(ctx, plan)
+		return createKind(ctx, a, p, plan)
 	}
 	var hostMi int64
 	if hostMemory != "" {
@@ -199,12 +198,34 @@ func upKind(ctx context.Context, a *app, ko kubeFlags, dryRun bool, dir, hostMem
 }
 
 func newDownCommand(a *app) *cobra.Command {
-	var purge bool
+	var (
+		purge    bool
+		provider string
+	)
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Stop the crawl stack (or uninstall it from the cluster up --provider kube installed it in)",
-		Args:  cobra.NoArgs,
+		Long: `down stops the local stack, or uninstalls the stack from the cluster that
+up --provider kube installed it in. --provider kind deletes the stack's kind
+cluster. Each is a no-op when there is nothing to stop.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch provider {
+			case "":
+			case cluster.Kind:
+				was, err := (&kind.Provider{Name: a.cfg.Name, Log: a.log}).Down()
+				if err != nil {
+					return err
+				}
+				if was {
+					a.progress("kind cluster %q is deleted", a.cfg.Name)
+				} else {
+					a.progress("there was no kind cluster %q", a.cfg.Name)
+				}
+				return nil
+			default:
+				return usageErrorf("down --provider %q: give kind to delete the kind cluster, or nothing for the stack up runs", provider)
+			}
 			if r, err := a.kubeRecord(); err != nil {
 				return err
 			} else if r != nil {
@@ -227,6 +248,7 @@ func newDownCommand(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the state directory (logs, graph store)")
+	cmd.Flags().StringVar(&provider, "provider", "", "kind: delete the stack's kind cluster")
 	return cmd
 }
 

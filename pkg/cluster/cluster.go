@@ -34,9 +34,10 @@ type Endpoints struct {
 	Grid       string `json:"grid,omitempty"`
 }
 
-// KindCreates says whether this build can create kind clusters; until it
-// can, the kind provider stops after its preflight and auto picks local.
-const KindCreates = false
+// KindInstalls says whether the kind provider brings the whole stack up;
+// until it installs the stack into the cluster it creates (KEDA and the
+// runtime image are not in yet), auto picks local.
+const KindInstalls = false
 
 // Choose resolves a --provider value and says why. auto means kind when a
 // Docker daemon answers (and this build creates kind clusters), local
@@ -53,8 +54,8 @@ func Choose(ctx context.Context, provider string) (string, string, error) {
 		if err := dockerPing(ctx); err != nil {
 			return Local, "no Docker daemon answers (" + err.Error() + ")", nil
 		}
-		if !KindCreates {
-			return Local, "a Docker daemon answers, but this build does not create kind clusters yet", nil
+		if !KindInstalls {
+			return Local, "a Docker daemon answers, but the kind provider does not install the stack yet", nil
 		}
 		return Kind, "a Docker daemon answers", nil
 	default:

@@ -7,11 +7,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/yaml"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
@@ -86,10 +89,22 @@ func TestConfig(t *testing.T) {
 }
 
 // fakeDocker stands in for a Docker daemon, which cannot run here: it
-// answers the two calls the preflight makes, /_ping and /info, on a unix
-// socket, with the info given.
+// answers the calls the preflight makes, /_ping and /info, on a unix
+// socket, with the info given, and takes container updates.
 func fakeDocker(t *testing.T, info map[string]any) *client.Client {
+	c, _ := fakeDockerUpdates(t, info)
+	return c
+}
+
+// containerUpdate is one POST /containers/{id}/update the fake received.
+type containerUpdate struct {
+	id   string
+	body map[string]any
+}
+
+func fakeDockerUpdates(t *testing.T, info map[string]any) (*client.Client, *[]containerUpdate) {
 	t.Helper()
+	var updates []containerUpdate
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -102,6 +117,15 @@ func fakeDocker(t *testing.T, info map[string]any) *client.Client {
 			w.Write([]byte("OK"))
 		case strings.HasSuffix(r.URL.Path, "/info"):
 			json.NewEncoder(w).Encode(info)
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/update"):
+			parts := strings.Split(r.URL.Path, "/")
+			u := containerUpdate{id: parts[len(parts)-2]}
+			if err := json.NewDecoder(r.Body).Decode(&u.body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			updates = append(updates, u)
+			json.NewEncoder(w).Encode(map[string]any{"Warnings": []string{}})
 		default:
 			http.NotFound(w, r)
 		}
@@ -112,7 +136,7 @@ func fakeDocker(t *testing.T, info map[string]any) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return c, &updates
 }
 
 func TestPreflight(t *testing.T) {
@@ -159,5 +183,75 @@ func TestPreflightWithoutDaemon(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q: %v", w, err)
 		}
+	}
+}
+
+func TestCapNodeLimitsMemoryAndSwapToTheBudget(t *testing.T) {
+	c, updates := fakeDockerUpdates(t, nil)
+	if err := CapNode(context.Background(), c, "crawl", 8192); err != nil {
+		t.Fatal(err)
+	}
+	if len(*updates) != 1 {
+		t.Fatalf("%d container updates, want 1", len(*updates))
+	}
+	u := (*updates)[0]
+	want := float64(8192 << 20)
+	if u.id != "crawl-control-plane" || u.body["Memory"] != want || u.body["MemorySwap"] != want {
+		t.Errorf("update of %s with Memory %v MemorySwap %v; want crawl-control-plane with %v for both", u.id, u.body["Memory"], u.body["MemorySwap"], want)
+	}
+}
+
+// fakeKind stands in for kind's provider, which needs a Docker daemon: it
+// lists the clusters given and records creations.
+type fakeKind struct {
+	clusters []string
+	created  []string
+	deleted  []string
+	listErr  error
+}
+
+func (f *fakeKind) List() ([]string, error) { return f.clusters, f.listErr }
+func (f *fakeKind) Create(name string, _ ...kindcluster.CreateOption) error {
+	f.created = append(f.created, name)
+	f.clusters = append(f.clusters, name)
+	return nil
+}
+func (f *fakeKind) KubeConfig(string, bool) (string, error) { return "", nil }
+func (f *fakeKind) Delete(name, _ string) error {
+	f.deleted = append(f.deleted, name)
+	f.clusters = slices.DeleteFunc(f.clusters, func(c string) bool { return c == name })
+	return nil
+}
+
+func TestEnsureCreatesOnlyAMissingCluster(t *testing.T) {
+	cfg, err := Config(Options{Name: "crawl", Plan: plan(t, nil), HostMemoryMi: 16384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &fakeKind{clusters: []string{"other"}}
+	for i, want := range []bool{true, false} {
+		created, err := Ensure(k, cfg, time.Minute)
+		if err != nil || created != want {
+			t.Fatalf("Ensure #%d = %v, %v; want %v", i+1, created, err, want)
+		}
+	}
+	if len(k.created) != 1 || k.created[0] != "crawl" {
+		t.Errorf("created %v, want [crawl] once: kind's create is not idempotent", k.created)
+	}
+	if _, err := Ensure(&fakeKind{listErr: errors.New("docker: not found")}, cfg, time.Minute); err == nil || !strings.Contains(err.Error(), "listing kind clusters") {
+		t.Errorf("Ensure with a failing list: %v", err)
+	}
+}
+
+func TestDeleteIsIdempotent(t *testing.T) {
+	k := &fakeKind{clusters: []string{"crawl", "other"}}
+	for i, want := range []bool{true, false} {
+		was, err := Delete(k, "crawl")
+		if err != nil || was != want {
+			t.Fatalf("Delete #%d = %v, %v; want %v", i+1, was, err, want)
+		}
+	}
+	if !slices.Equal(k.deleted, []string{"crawl"}) || !slices.Equal(k.clusters, []string{"other"}) {
+		t.Errorf("deleted %v leaving %v; want crawl deleted once and other kept", k.deleted, k.clusters)
 	}
 }

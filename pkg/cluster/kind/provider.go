@@ -2,11 +2,13 @@ package kind
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 )
@@ -17,6 +19,8 @@ type Provider struct {
 	Ports Ports
 	// Progress gets one line per step (nil: quiet).
 	Progress func(format string, args ...any)
+	// Log gets kind's own messages (nil: discarded).
+	Log *slog.Logger
 }
 
 func (p *Provider) step(format string, args ...any) {
@@ -25,29 +29,89 @@ func (p *Provider) step(format string, args ...any) {
 	}
 }
 
-// ErrNotBuilt: this build checks Docker and writes the cluster's
-// configuration, but does not create the cluster yet.
-var ErrNotBuilt = errors.New("creating the kind cluster and installing the charts is not in this build yet: " +
-	"run the stack with --provider local, or see what kind would get with `crawlctl up --provider kind --dry-run -o DIR`")
+func (p *Provider) kind() Kind {
+	if p.Log == nil {
+		return NewKind(slog.New(slog.DiscardHandler))
+	}
+	return NewKind(p.Log)
+}
 
-// Up checks the Docker daemon against plan and sizes the node's
-// configuration to what it reported.
-func (p *Provider) Up(ctx context.Context, plan *budget.Plan) error {
+// Cluster is the stack's kind cluster, up.
+type Cluster struct {
+	Name       string `json:"name"`
+	Kubeconfig string `json:"kubeconfig"`
+	Created    bool   `json:"created"`
+	NodeMemory int64  `json:"nodeMemoryMi"`
+	Facts      Facts  `json:"docker"`
+}
+
+// Up checks the Docker daemon against plan, creates the cluster (unless
+// kind has it already) with the node sized to what the daemon reported,
+// caps the node container at the budget and writes the cluster's
+// kubeconfig into dir.
+func (p *Provider) Up(ctx context.Context, plan *budget.Plan, dir string) (*Cluster, error) {
 	d, err := NewDocker()
 	if err != nil {
-		return fmt.Errorf("configuring the Docker client: %w", err)
+		return nil, fmt.Errorf("configuring the Docker client: %w", err)
 	}
 	defer d.Close()
 	p.step("preflight: Docker at %s", d.DaemonHost())
 	f, err := Preflight(ctx, d, plan, exec.LookPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	p.step("preflight: Docker has %dMi and %d CPUs (cgroup v%s): the %dMi budget fits", f.MemoryMi, f.CPUs, f.CgroupVersion, plan.NodeMemoryMi)
-	if _, err := Config(Options{Name: p.Name, Plan: plan, HostMemoryMi: f.MemoryMi, Ports: p.Ports}); err != nil {
-		return err
+	cfg, err := Config(Options{Name: p.Name, Plan: plan, HostMemoryMi: f.MemoryMi, Ports: p.Ports})
+	if err != nil {
+		return nil, err
 	}
-	return ErrNotBuilt
+	k := p.kind()
+	p.step("kind cluster %s: creating unless it exists (node image %s)", p.Name, cfg.Nodes[0].Image)
+	created, err := Ensure(k, cfg, 3*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		p.step("kind cluster %s exists: reusing it", p.Name)
+	}
+	if err := CapNode(ctx, d, p.Name, plan.NodeMemoryMi); err != nil {
+		return nil, err
+	}
+	p.step("node container %s capped at %dMi, swap included", NodeContainer(p.Name), plan.NodeMemoryMi)
+	kc, err := k.KubeConfig(p.Name, false)
+	if err != nil {
+		return nil, fmt.Errorf("reading the kubeconfig of kind cluster %s: %w", p.Name, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		return nil, fmt.Errorf("writing the cluster's kubeconfig: %w", err)
+	}
+	return &Cluster{Name: p.Name, Kubeconfig: path, Created: created, NodeMemory: plan.NodeMemoryMi, Facts: f}, nil
+}
+
+// Down deletes the stack's kind cluster; a cluster that is not there is
+// not an error. It reports whether there was one.
+func (p *Provider) Down() (bool, error) {
+	return Delete(p.kind(), p.Name)
+}
+
+// Delete deletes kind cluster name if kind lists it, and reports whether
+// it did.
+func Delete(k Kind, name string) (bool, error) {
+	names, err := k.List()
+	if err != nil {
+		return false, fmt.Errorf("listing kind clusters: %w", err)
+	}
+	if !slices.Contains(names, name) {
+		return false, nil
+	}
+	if err := k.Delete(name, ""); err != nil {
+		return true, fmt.Errorf("deleting kind cluster %s: %w", name, err)
+	}
+	return true, nil
 }
 
 // DryRun writes what up would hand kind into dir, touching no Docker: the

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crawlctl/crawlctl/internal/kubetest"
@@ -167,4 +169,58 @@ func unstructuredInt(obj map[string]any, path ...string) (int64, bool, error) {
 		return int64(v), true, nil
 	}
 	return 0, false, nil
+}
+
+// TestWaitReady checks the readiness wait against a real API server: a
+// node that is not Ready, then CoreDNS without a ready replica, keep it
+// waiting, each named in the error; both fixed, it returns.
+func TestWaitReady(t *testing.T) {
+	kubeconfig := testenv.KubeAPIServer(t)
+	ctx := context.Background()
+	kc := kubetest.Connect(t, kubeconfig).Kube
+	p := kube.NewProvider("crawl", kube.WithKubeconfig(kubeconfig, ""))
+
+	if err := p.WaitReady(ctx, 1500*time.Millisecond); err == nil || !strings.Contains(err.Error(), "no node has registered") {
+		t.Fatalf("WaitReady without nodes: %v", err)
+	}
+	node, err := kc.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "crawl-control-plane"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setReady := func(status corev1.ConditionStatus, reason string) {
+		t.Helper()
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status, Reason: reason, Message: reason + " for the test"}}
+		if node, err = kc.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReady(corev1.ConditionFalse, "KubeletNotReady")
+	if err := p.WaitReady(ctx, 1500*time.Millisecond); err == nil || !strings.Contains(err.Error(), "node crawl-control-plane is not Ready (KubeletNotReady") {
+		t.Fatalf("WaitReady with a NotReady node: %v", err)
+	}
+	setReady(corev1.ConditionTrue, "KubeletReady")
+	labels := map[string]string{"k8s-app": "kube-dns"}
+	dns, err := kc.AppsV1().Deployments("kube-system").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "coredns"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "coredns", Image: "registry.k8s.io/coredns/coredns:v1.12.0"}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitReady(ctx, 1500*time.Millisecond); err == nil || !strings.Contains(err.Error(), "CoreDNS has no ready replica") {
+		t.Fatalf("WaitReady with CoreDNS not ready: %v", err)
+	}
+	dns.Status.Replicas, dns.Status.ReadyReplicas = 1, 1
+	if _, err := kc.AppsV1().Deployments("kube-system").UpdateStatus(ctx, dns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitReady(ctx, 10*time.Second); err != nil {
+		t.Fatalf("WaitReady with a Ready node and CoreDNS: %v", err)
+	}
 }

@@ -261,3 +261,60 @@ func requireKEDA(kc *kubernetes.Clientset) error {
 	}
 	return fmt.Errorf("the cluster has no KEDA (no %s ScaledObject), which scales the workers and graph writers: %s", kedaGroupVersion, kedaInstallHint)
 }
+
+// WaitReady waits up to timeout until every node is Ready and CoreDNS has
+// a ready replica: kind's own wait only warns when it times out.
+func (p *Provider) WaitReady(ctx context.Context, timeout time.Duration) error {
+	kc, server, err := p.clientset()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		why := notReady(ctx, kc)
+		if why == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the cluster at %s is not ready after %s: %s", server, timeout, why)
+		case <-tick.C:
+			p.step("waiting for the cluster: %s", why)
+		}
+	}
+}
+
+// notReady says what keeps the cluster from being ready; "" when nothing.
+func notReady(ctx context.Context, kc kubernetes.Interface) string {
+	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "listing nodes: " + err.Error()
+	}
+	if len(nodes.Items) == 0 {
+		return "no node has registered"
+	}
+	for _, n := range nodes.Items {
+		ready := false
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				if ready = c.Status == corev1.ConditionTrue; !ready {
+					return fmt.Sprintf("node %s is not Ready (%s: %s)", n.Name, c.Reason, c.Message)
+				}
+			}
+		}
+		if !ready {
+			return fmt.Sprintf("node %s reports no Ready condition yet", n.Name)
+		}
+	}
+	dns, err := kc.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil {
+		return "CoreDNS: " + err.Error()
+	}
+	if dns.Status.ReadyReplicas < 1 {
+		return "CoreDNS has no ready replica (kubectl -n kube-system get pods -l k8s-app=kube-dns)"
+	}
+	return ""
+}
