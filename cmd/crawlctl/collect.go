@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,20 +38,13 @@ API only. --until-drained first waits for the run to drain.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			p, err := a.localProvider()
+			e, unreachable, dir, err := a.endpoints()
 			if err != nil {
 				return err
 			}
-			st, err := local.ReadState(p.Dir)
-			if errors.Is(err, local.ErrNotUp) {
-				return fmt.Errorf("stack %q is not up: run `crawlctl up` (collect reads the running stack's metrics)", a.cfg.Name)
-			}
-			if err != nil {
-				return err
-			}
-			o.Prometheus, o.API = st.Endpoints.Prometheus, st.Endpoints.API
+			o.Prometheus, o.API = e.Prometheus, e.API
 			var spec local.Spec
-			if b, err := os.ReadFile(filepath.Join(p.Dir, "spec.json")); err == nil {
+			if b, err := os.ReadFile(filepath.Join(dir, "spec.json")); dir != "" && err == nil {
 				if err := json.Unmarshal(b, &spec); err == nil {
 					plan, _ := budget.Compute(spec.Budget)
 					o.Settings = map[string]any{"stack": spec, "budget": plan}
@@ -61,19 +53,23 @@ API only. --until-drained first waits for the run to drain.
 			if untilDrained {
 				run, err := collect.WaitDrained(ctx, o.API, o.RunID, 2*time.Second, a.drainProgress)
 				if err != nil {
-					return err
+					return withHint(err, unreachable)
 				}
 				o.RunID = run.ID
 				if !a.cfg.Quiet && isTerminal(a.errOut) {
 					fmt.Fprintln(a.errOut)
 				}
 				// Let the last scrape see the drained state.
-				time.Sleep(spec.ScrapeInterval + time.Second)
+				scrape := spec.ScrapeInterval
+				if dir == "" {
+					scrape = clusterScrapeInterval
+				}
+				time.Sleep(scrape + time.Second)
 			}
 			a.progress("collecting metrics from %s", o.Prometheus)
 			res, err := collect.Collect(ctx, o)
 			if err != nil {
-				return err
+				return withHint(err, unreachable)
 			}
 			return a.printObject(res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "%s\n", res.Dir)
@@ -91,6 +87,18 @@ API only. --until-drained first waits for the run to drain.
 	f.DurationVar(&o.RateWindow, "rate-window", 30*time.Second, "window of rate() in the panels")
 	f.DurationVar(&o.StuckAfter, "stuck-after", time.Minute, "a partition whose lag stays flat and non-zero this long is stuck (scale it with --sim-time-factor)")
 	return cmd
+}
+
+// clusterScrapeInterval is the in-cluster Prometheus's scrape interval
+// (templates/crawl/templates/prometheus.yaml).
+const clusterScrapeInterval = 5 * time.Second
+
+// withHint adds to err what to do when a cluster's stack does not answer.
+func withHint(err error, hint string) error {
+	if hint == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, hint)
 }
 
 // drainProgress draws a one-line progress bar on stderr; when stderr is

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -45,40 +46,60 @@ func (a *app) kubeProvider(ko kubeFlags) *kube.Provider {
 		kube.WithProgress(a.progress), kube.WithLogger(a.log))
 }
 
-// upKube installs or upgrades the stack in the kubeconfig's cluster and
-// records where, for status and down (before installing: a failed install
-// is still there to inspect and remove).
+// upKube installs or upgrades the stack in the kubeconfig's cluster.
 func upKube(ctx context.Context, a *app, plan *budget.Plan, ko kubeFlags, timeout time.Duration) error {
-	p := a.kubeProvider(ko)
+	api, prom, grid := kind.DefaultPorts.Endpoints()
+	return install(ctx, a, a.kubeProvider(ko), plan, kube.UpOptions{Image: ko.image, BrowserImage: ko.browserImage,
+		Target: ko.target, Wait: ko.wait, Timeout: timeout}, func(r *cluster.KubeRecord) {
+		r.Endpoints = cluster.Endpoints{API: api, Prometheus: prom, Grid: grid}
+		r.PortForward = true
+	})
+}
+
+// install installs or upgrades the stack with p and records where (after
+// mark adjusts the record), for status, seed, collect and down; the record
+// is written before installing, so a failed install is still there to
+// inspect and remove.
+func install(ctx context.Context, a *app, p *kube.Provider, plan *budget.Plan, o kube.UpOptions, mark func(*cluster.KubeRecord)) error {
 	dir, err := local.StateDir(a.cfg.Name)
 	if err != nil {
 		return err
 	}
-	record := func(server string) error {
-		if err := cluster.WriteKubeRecord(dir, p.Record(server)); err != nil {
+	var rec cluster.KubeRecord
+	o.Installing = func(server string) error {
+		rec = p.Record(server)
+		if mark != nil {
+			mark(&rec)
+		}
+		if err := cluster.WriteKubeRecord(dir, rec); err != nil {
 			return fmt.Errorf("recording where the stack is: %w", err)
 		}
 		return nil
 	}
-	res, err := p.Up(ctx, plan, kube.UpOptions{Image: ko.image, BrowserImage: ko.browserImage, Target: ko.target,
-		Wait: ko.wait, Timeout: timeout, Installing: record})
+	res, err := p.Up(ctx, plan, o)
 	if err != nil {
 		return err
 	}
 	return a.printObject(res, func(w io.Writer) error {
 		fmt.Fprintf(w, "stack %q is installed in %s (namespace %s, release %s revision %d, %s)\n", a.cfg.Name, res.Server, res.Namespace, res.Release, res.Revision, res.Status)
-		if !ko.wait {
+		if !o.Wait {
 			fmt.Fprintf(w, "not waiting for the pods (--wait=false): crawlctl status shows them\n")
 		}
-		fmt.Fprintf(w, "the API is the Service api in namespace %s: kubectl -n %s port-forward svc/api 8088:8088\n", res.Namespace, res.Namespace)
+		e := rec.Endpoints
+		fmt.Fprintf(w, "  api:        %s\n  prometheus: %s\n  grid:       %s\n", e.API, e.Prometheus, e.Grid)
+		if rec.PortForward {
+			fmt.Fprintf(w, "reach them with: %s\n", cluster.PortForwards(rec.Namespace))
+		}
+		fmt.Fprintf(w, "next: crawlctl seed --count 20\n")
 		return nil
 	})
 }
 
 // createKind creates (or reuses) the stack's kind cluster, sized and
-// capped to the budget, and waits until it is ready. Installing the stack
-// into it is not in yet: the error says what stands and what to run.
-func createKind(ctx context.Context, a *app, p *kind.Provider, plan *budget.Plan) error {
+// capped to the budget, waits until it is ready, loads the runtime image
+// into it and installs the stack, once KEDA is there (crawlctl does not
+// install KEDA yet: the error says how, and to run up again).
+func createKind(ctx context.Context, a *app, p *kind.Provider, plan *budget.Plan, ko kubeFlags, timeout time.Duration) error {
 	dir, err := local.StateDir(a.cfg.Name)
 	if err != nil {
 		return err
@@ -87,15 +108,39 @@ func createKind(ctx context.Context, a *app, p *kind.Provider, plan *budget.Plan
 	if err != nil {
 		return err
 	}
-	kp := kube.NewProvider(a.cfg.Name, kube.WithKubeconfig(c.Kubeconfig, ""), kube.WithProgress(a.progress), kube.WithLogger(a.log))
+	kp := kube.NewProvider(a.cfg.Name, kube.WithKubeconfig(c.Kubeconfig, ""), kube.WithNamespace(ko.namespace),
+		kube.WithProgress(a.progress), kube.WithLogger(a.log))
 	if err := kp.WaitReady(ctx, 3*time.Minute); err != nil {
 		return err
 	}
 	a.progress("kind cluster %s is ready: node Ready, CoreDNS ready", c.Name)
-	return fmt.Errorf("kind cluster %s is up with its node capped at %dMi, but this build does not install the stack into kind yet "+
-		"(KEDA and the runtime image are not in): install KEDA into it, then "+
-		"`crawlctl up --provider kube --kubeconfig %s --image REGISTRY/crawlctl:TAG`; `crawlctl down --provider kind` deletes the cluster",
-		c.Name, c.NodeMemory, c.Kubeconfig)
+	image := ko.image
+	if image == "" {
+		bin, self, err := kind.FindRuntimeBinary(ko.runtimeBinary)
+		if err != nil {
+			return usageError{err}
+		}
+		if self {
+			a.progress("warning: no %s beside this crawlctl, so the runtime image holds this full build, which costs every pod memory "+
+				"(docs/kind.md); build one with `CGO_ENABLED=0 go build -tags crawlctl_runtime -o %s ./cmd/crawlctl` or pass --runtime-binary",
+				kind.RuntimeBinaryName, kind.RuntimeBinaryName)
+		}
+		if image, err = p.LoadRuntimeImage(ctx, bin); err != nil {
+			return err
+		}
+	}
+	api, prom, grid := p.Ports.Endpoints()
+	err = install(ctx, a, kp, plan, kube.UpOptions{Image: image, BrowserImage: ko.browserImage, Target: ko.target, Wait: ko.wait, Timeout: timeout},
+		func(r *cluster.KubeRecord) {
+			r.Provider = cluster.Kind
+			r.Endpoints = cluster.Endpoints{API: api, Prometheus: prom, Grid: grid}
+		})
+	if errors.Is(err, kube.ErrNoKEDA) {
+		return fmt.Errorf("kind cluster %s is up, its node capped at %dMi, image %s in it, but %w; "+
+			"then run `crawlctl up --provider kind` again, which reuses the cluster and the image (kubeconfig: %s)",
+			c.Name, c.NodeMemory, image, err, c.Kubeconfig)
+	}
+	return err
 }
 
 // kubeRecord is the record of a stack installed with --provider kube, or

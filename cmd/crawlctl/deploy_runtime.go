@@ -23,7 +23,9 @@ func renderManifests(*app, string, *budget.Plan, kubeFlags) (string, error) {
 	return "", errRuntimeBuild
 }
 
-func createKind(context.Context, *app, *kind.Provider, *budget.Plan) error { return errRuntimeBuild }
+func createKind(context.Context, *app, *kind.Provider, *budget.Plan, kubeFlags, time.Duration) error {
+	return errRuntimeBuild
+}
 
 func upKube(context.Context, *app, *budget.Plan, kubeFlags, time.Duration) error {
 	return errRuntimeBuild

@@ -77,6 +77,15 @@ func TestUpKubeAgainstAPIServer(t *testing.T) {
 		t.Errorf("status table:\n%s", r.out)
 	}
 
+	// seed and collect go to the local ends of the port-forwards up
+	// printed; without them, they say so.
+	for _, args := range [][]string{{"seed", "--count", "1"}, {"collect"}} {
+		r = crawlctl(args...)
+		if r.code != exitError || !strings.Contains(r.errOut, "is the port-forward running? kubectl -n crawl port-forward svc/api 8088:8080") {
+			t.Errorf("%v without a port-forward: exit %d, %q", args, r.code, r.errOut)
+		}
+	}
+
 	// The stack's name is taken: a local stack of the same name is refused.
 	if r = crawlctl("up", "--provider", "local"); r.code != exitUsage || !strings.Contains(r.errOut, "run `crawlctl down` first") {
 		t.Errorf("local up over a kube stack: exit %d, %q", r.code, r.errOut)

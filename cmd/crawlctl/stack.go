@@ -34,6 +34,30 @@ func (a *app) progress(format string, args ...any) {
 	}
 }
 
+// endpoints are where seed and collect reach the stack: the local stack's,
+// or those recorded for a cluster, with what to do when they do not answer
+// (empty for the local stack), and the local stack's state directory (""
+// for a cluster).
+func (a *app) endpoints() (cluster.Endpoints, string, string, error) {
+	if r, err := a.kubeRecord(); err != nil {
+		return cluster.Endpoints{}, "", "", err
+	} else if r != nil {
+		return r.Endpoints, r.Unreachable(), "", nil
+	}
+	p, err := a.localProvider()
+	if err != nil {
+		return cluster.Endpoints{}, "", "", err
+	}
+	st, err := local.ReadState(p.Dir)
+	if errors.Is(err, local.ErrNotUp) {
+		return cluster.Endpoints{}, "", "", fmt.Errorf("stack %q is not up: run `crawlctl up` first", a.cfg.Name)
+	}
+	if err != nil {
+		return cluster.Endpoints{}, "", "", err
+	}
+	return st.Endpoints, "", p.Dir, nil
+}
+
 // localProvider is the local provider of the configured stack name.
 func (a *app) localProvider() (*local.Provider, error) {
 	p, err := local.New(a.cfg.Name)
@@ -48,6 +72,7 @@ func (a *app) localProvider() (*local.Provider, error) {
 type kubeFlags struct {
 	kubeconfig, context, namespace string
 	image, browserImage, target    string
+	runtimeBinary                  string
 	wait                           bool
 }
 
@@ -86,9 +111,12 @@ to the current flags.`,
 			}
 			a.progress("provider %s: %s", chosen, why)
 			ko.target = target
+			if chosen != cluster.Local && !cmd.Flags().Changed("timeout") {
+				timeout = 10 * time.Minute // pulling images into a cluster takes longer than starting processes
+			}
 			switch chosen {
 			case cluster.Kind:
-				return upKind(ctx, a, ko, dryRun, dryRunDir, hostMemory)
+				return upKind(ctx, a, ko, dryRun, dryRunDir, hostMemory, timeout)
 			case cluster.Kube:
 				plan, err := budget.Compute(a.cfg.Input)
 				if err != nil {
@@ -151,12 +179,13 @@ to the current flags.`,
 	f.StringVar(&ko.context, "context", "", "with --provider kube: the kubeconfig context (default its current one)")
 	f.StringVar(&ko.namespace, "namespace", "crawl", "with --provider kind or kube: the stack's namespace")
 	f.StringVar(&ko.image, "image", "", "with --provider kind or kube: the runtime image (crawlctl built with -tags crawlctl_runtime)")
+	f.StringVar(&ko.runtimeBinary, "runtime-binary", "", "with --provider kind and no --image: the runtime build to put in the image (default: crawlctl-runtime beside crawlctl)")
 	f.StringVar(&ko.browserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
 	f.BoolVar(&ko.wait, "wait", true, "with --provider kube: wait until every workload is ready (up to --timeout)")
 	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
 	f.StringVar(&assignment, "proxy-assignment", "pace", "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")
 	f.Float64Var(&timeFactor, "sim-time-factor", 1, "scale the simulator's rate limits (10: ten times faster runs)")
-	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready (kind and kube: 10m unless given)")
 	f.DurationVar(&scrape, "scrape-interval", 5*time.Second, "how often the metrics store scrapes every component")
 	f.BoolVar(&dryRun, "dry-run", false, "with --provider kind or kube: write what would be created (kind-config.yaml, manifests.yaml) and touch nothing")
 	f.StringVarP(&dryRunDir, "dry-run-dir", "d", "crawlctl-dry-run", "where --dry-run writes")
@@ -166,14 +195,14 @@ to the current flags.`,
 
 // upKind runs the kind provider: a dry run writes its files (the cluster
 // config and the rendered chart); otherwise it creates the cluster.
-func upKind(ctx context.Context, a *app, ko kubeFlags, dryRun bool, dir, hostMemory string) error {
+func upKind(ctx context.Context, a *app, ko kubeFlags, dryRun bool, dir, hostMemory string, timeout time.Duration) error {
 	plan, err := budget.Compute(a.cfg.Input)
 	if err != nil {
 		return usageError{err}
 	}
 	p := &kind.Provider{Name: a.cfg.Name, Progress: a.progress, Log: a.log}
 	if !dryRun {
-		return createKind(ctx, a, p, plan)
+		return createKind(ctx, a, p, plan, ko, timeout)
 	}
 	var hostMi int64
 	if hostMemory != "" {
@@ -345,20 +374,17 @@ list. A bad seed is reported and nothing is enqueued.
 			if err != nil {
 				return usageError{err}
 			}
-			p, err := a.localProvider()
+			e, unreachable, _, err := a.endpoints()
 			if err != nil {
 				return err
 			}
-			st, err := local.ReadState(p.Dir)
-			if errors.Is(err, local.ErrNotUp) {
-				return fmt.Errorf("stack %q is not up: run `crawlctl up` first", a.cfg.Name)
-			}
-			if err != nil {
+			run, err := createRun(cmd.Context(), e.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
+			var ue usageError
+			if errors.As(err, &ue) {
 				return err
 			}
-			run, err := createRun(cmd.Context(), st.Endpoints.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
 			if err != nil {
-				return err
+				return withHint(err, unreachable)
 			}
 			return a.printObject(run, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "%s\n", run.ID)

@@ -20,6 +20,30 @@ type KubeRecord struct {
 	Namespace  string `json:"namespace"`
 	Release    string `json:"release"`
 	Server     string `json:"server"`
+	// Provider is kube, or kind for a kind cluster crawlctl created.
+	Provider string `json:"provider"`
+	// Endpoints are the stack's addresses from this host: kind's host
+	// ports, or for another cluster the local ends of the port-forwards
+	// PortForwards names.
+	Endpoints   Endpoints `json:"endpoints"`
+	PortForward bool      `json:"portForward,omitempty"`
+}
+
+// PortForwards are the kubectl commands that make a cluster's stack
+// answer on the same local ports as kind's (the charts' Services: api on
+// 8080, prometheus on 9090, grid on 8080).
+func PortForwards(namespace string) string {
+	return fmt.Sprintf("kubectl -n %[1]s port-forward svc/api 8088:8080 & kubectl -n %[1]s port-forward svc/prometheus 9090:9090 & "+
+		"kubectl -n %[1]s port-forward svc/grid 8080:8080", namespace)
+}
+
+// Unreachable says what to do when the recorded stack's API or Prometheus
+// does not answer.
+func (r *KubeRecord) Unreachable() string {
+	if r.PortForward {
+		return fmt.Sprintf("the stack runs in the cluster at %s: is the port-forward running? %s", r.Server, PortForwards(r.Namespace))
+	}
+	return fmt.Sprintf("the stack runs in the cluster at %s: crawlctl status shows whether its pods are ready", r.Server)
 }
 
 // WriteKubeRecord keeps r in dir.

@@ -28,6 +28,14 @@ type Ports struct {
 // 8080 (as the seed's `ws://localhost:8080`), all on 127.0.0.1.
 var DefaultPorts = Ports{API: 8088, Prometheus: 9090, Grid: 8080}
 
+// Endpoints are the stack's addresses on this host through the ports.
+func (p Ports) Endpoints() (api, prometheus, grid string) {
+	if p == (Ports{}) {
+		p = DefaultPorts
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", p.API), fmt.Sprintf("http://127.0.0.1:%d", p.Prometheus), fmt.Sprintf("ws://127.0.0.1:%d", p.Grid)
+}
+
 // NodePorts are the Services' node ports the host ports map to (the charts
 // use the same numbers).
 var NodePorts = Ports{API: 30088, Prometheus: 30090, Grid: 30080}

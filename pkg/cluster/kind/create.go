@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindlog "sigs.k8s.io/kind/pkg/log"
 )
 
@@ -21,6 +22,7 @@ type Kind interface {
 	Create(name string, options ...kindcluster.CreateOption) error
 	KubeConfig(name string, internal bool) (string, error)
 	Delete(name, explicitKubeconfigPath string) error
+	ListNodes(name string) ([]nodes.Node, error)
 }
 
 // NewKind is kind's provider on Docker, logging to log.

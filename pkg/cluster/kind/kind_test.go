@@ -1,20 +1,27 @@
 package kind
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
@@ -88,55 +95,103 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// fakeDocker stands in for a Docker daemon, which cannot run here: it
-// answers the calls the preflight makes, /_ping and /info, on a unix
-// socket, with the info given, and takes container updates.
-func fakeDocker(t *testing.T, info map[string]any) *client.Client {
-	c, _ := fakeDockerUpdates(t, info)
-	return c
+// fakeDaemon stands in for a Docker daemon, which cannot run here. On a
+// unix socket it answers what crawlctl asks: /_ping and /info (with the
+// info given), container updates (recorded), image inspection and builds
+// (the build context's files recorded; the image exists afterwards).
+type fakeDaemon struct {
+	info     map[string]any
+	mu       sync.Mutex
+	updates  []containerUpdate
+	images   map[string]bool
+	contexts []map[string]buildFile // each build's files by name
+	buildErr string                 // a build fails with this message
 }
 
-// containerUpdate is one POST /containers/{id}/update the fake received.
+// containerUpdate is one POST /containers/{id}/update.
 type containerUpdate struct {
 	id   string
 	body map[string]any
 }
 
-func fakeDockerUpdates(t *testing.T, info map[string]any) (*client.Client, *[]containerUpdate) {
+type buildFile struct {
+	mode int64
+	data []byte
+}
+
+func fakeDocker(t *testing.T, info map[string]any) *client.Client {
+	c, _ := startFakeDaemon(t, &fakeDaemon{info: info})
+	return c
+}
+
+func startFakeDaemon(t *testing.T, f *fakeDaemon) (*client.Client, *fakeDaemon) {
 	t.Helper()
-	var updates []containerUpdate
+	f.images = map[string]bool{}
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Api-Version", "1.51")
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/_ping"):
-			w.Write([]byte("OK"))
-		case strings.HasSuffix(r.URL.Path, "/info"):
-			json.NewEncoder(w).Encode(info)
-		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/update"):
-			parts := strings.Split(r.URL.Path, "/")
-			u := containerUpdate{id: parts[len(parts)-2]}
-			if err := json.NewDecoder(r.Body).Decode(&u.body); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			updates = append(updates, u)
-			json.NewEncoder(w).Encode(map[string]any{"Warnings": []string{}})
-		default:
-			http.NotFound(w, r)
-		}
-	})}
+	srv := &http.Server{Handler: http.HandlerFunc(f.serve)}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	c, err := client.New(client.WithHost("unix://" + sock))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, &updates
+	return c, f
+}
+
+func (f *fakeDaemon) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("Api-Version", "1.51")
+	path := r.URL.Path
+	switch {
+	case strings.HasSuffix(path, "/_ping"):
+		w.Write([]byte("OK"))
+	case strings.HasSuffix(path, "/info"):
+		json.NewEncoder(w).Encode(f.info)
+	case r.Method == http.MethodPost && strings.HasSuffix(path, "/update"):
+		parts := strings.Split(path, "/")
+		u := containerUpdate{id: parts[len(parts)-2]}
+		if err := json.NewDecoder(r.Body).Decode(&u.body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.updates = append(f.updates, u)
+		json.NewEncoder(w).Encode(map[string]any{"Warnings": []string{}})
+	case r.Method == http.MethodGet && strings.Contains(path, "/images/") && strings.HasSuffix(path, "/json"):
+		name := path[strings.Index(path, "/images/")+len("/images/") : len(path)-len("/json")]
+		if !f.images[name] {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"message": "No such image: " + name})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"Id": "sha256:" + strings.Repeat("ab", 32), "Architecture": "amd64", "Os": "linux"})
+	case r.Method == http.MethodPost && strings.HasSuffix(path, "/build"):
+		files := map[string]buildFile{}
+		tr := tar.NewReader(r.Body)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			b, _ := io.ReadAll(tr)
+			files[h.Name] = buildFile{mode: h.Mode, data: b}
+		}
+		f.contexts = append(f.contexts, files)
+		enc := json.NewEncoder(w)
+		enc.Encode(map[string]string{"stream": "Step 1/4 : FROM scratch\n"})
+		if f.buildErr != "" {
+			enc.Encode(map[string]any{"error": f.buildErr, "errorDetail": map[string]string{"message": f.buildErr}})
+			return
+		}
+		f.images[r.URL.Query().Get("t")] = true
+		enc.Encode(map[string]string{"stream": "Successfully built\n"})
+	default:
+		http.NotFound(w, r)
+	}
 }
 
 func TestPreflight(t *testing.T) {
@@ -187,14 +242,14 @@ func TestPreflightWithoutDaemon(t *testing.T) {
 }
 
 func TestCapNodeLimitsMemoryAndSwapToTheBudget(t *testing.T) {
-	c, updates := fakeDockerUpdates(t, nil)
+	c, f := startFakeDaemon(t, &fakeDaemon{})
 	if err := CapNode(context.Background(), c, "crawl", 8192); err != nil {
 		t.Fatal(err)
 	}
-	if len(*updates) != 1 {
-		t.Fatalf("%d container updates, want 1", len(*updates))
+	if len(f.updates) != 1 {
+		t.Fatalf("%d container updates, want 1", len(f.updates))
 	}
-	u := (*updates)[0]
+	u := f.updates[0]
 	want := float64(8192 << 20)
 	if u.id != "crawl-control-plane" || u.body["Memory"] != want || u.body["MemorySwap"] != want {
 		t.Errorf("update of %s with Memory %v MemorySwap %v; want crawl-control-plane with %v for both", u.id, u.body["Memory"], u.body["MemorySwap"], want)
@@ -217,6 +272,7 @@ func (f *fakeKind) Create(name string, _ ...kindcluster.CreateOption) error {
 	return nil
 }
 func (f *fakeKind) KubeConfig(string, bool) (string, error) { return "", nil }
+func (f *fakeKind) ListNodes(string) ([]nodes.Node, error)  { return nil, nil }
 func (f *fakeKind) Delete(name, _ string) error {
 	f.deleted = append(f.deleted, name)
 	f.clusters = slices.DeleteFunc(f.clusters, func(c string) bool { return c == name })
@@ -253,5 +309,99 @@ func TestDeleteIsIdempotent(t *testing.T) {
 	}
 	if !slices.Equal(k.deleted, []string{"crawl"}) || !slices.Equal(k.clusters, []string{"other"}) {
 		t.Errorf("deleted %v leaving %v; want crawl deleted once and other kept", k.deleted, k.clusters)
+	}
+}
+
+// staticBinary builds a small static Linux program.
+func staticBinary(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"go.mod":  "module hello\n\ngo 1.26\n",
+		"main.go": "package main\n\nfunc main() { println(\"hello\") }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("go", "build", "-o", "hello", ".")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "hello")
+}
+
+func TestBuildRuntimeImage(t *testing.T) {
+	bin := staticBinary(t)
+	c, f := startFakeDaemon(t, &fakeDaemon{})
+	ctx := context.Background()
+	tag, err := RuntimeImageTag(bin)
+	if err != nil || !strings.HasPrefix(tag, "crawlctl-runtime:") || len(tag) != len("crawlctl-runtime:")+12 {
+		t.Fatalf("RuntimeImageTag = %q, %v", tag, err)
+	}
+	for i, want := range []bool{true, false} {
+		built, err := BuildRuntimeImage(ctx, c, bin, tag)
+		if err != nil || built != want {
+			t.Fatalf("BuildRuntimeImage #%d = %v, %v; want %v (built once, then found)", i+1, built, err, want)
+		}
+	}
+	if len(f.contexts) != 1 {
+		t.Fatalf("%d builds, want 1", len(f.contexts))
+	}
+	files := f.contexts[0]
+	want, _ := os.ReadFile(bin)
+	if got := files["crawlctl"]; got.mode != 0o755 || !bytes.Equal(got.data, want) {
+		t.Errorf("the build context's crawlctl: mode %o, %d bytes; want 0755 and the binary's %d bytes", got.mode, len(got.data), len(want))
+	}
+	if df := string(files["Dockerfile"].data); !strings.HasPrefix(df, "FROM scratch\n") || !strings.Contains(df, `ENTRYPOINT ["/crawlctl"]`) {
+		t.Errorf("Dockerfile:\n%s", df)
+	}
+	if len(files) != 2 {
+		t.Errorf("the build context holds %d files, want the Dockerfile and the binary", len(files))
+	}
+
+	cf, _ := startFakeDaemon(t, &fakeDaemon{buildErr: "no space left on device"})
+	if _, err := BuildRuntimeImage(ctx, cf, bin, tag); err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Errorf("a failing build: %v, want the daemon's message", err)
+	}
+}
+
+func TestBuildRuntimeImageRefusesADynamicBinary(t *testing.T) {
+	sh := "/bin/sh"
+	if requireStatic(sh) == nil {
+		t.Skip("/bin/sh is static here")
+	}
+	c, f := startFakeDaemon(t, &fakeDaemon{})
+	_, err := BuildRuntimeImage(context.Background(), c, sh, "crawlctl-runtime:test")
+	if err == nil || !strings.Contains(err.Error(), "build it with CGO_ENABLED=0") {
+		t.Errorf("a dynamic binary: %v", err)
+	}
+	if len(f.contexts) != 0 {
+		t.Errorf("built anyway")
+	}
+}
+
+func TestFindRuntimeBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := FindRuntimeBinary(filepath.Join(t.TempDir(), "missing")); err == nil || !strings.Contains(err.Error(), "--runtime-binary") {
+		t.Errorf("a missing --runtime-binary: %v", err)
+	}
+	if p, self, err := FindRuntimeBinary(exe); err != nil || p != exe || self {
+		t.Errorf("an explicit binary: %q %v %v", p, self, err)
+	}
+	if p, self, err := FindRuntimeBinary(""); err != nil || p != exe || !self {
+		t.Errorf("nothing beside: %q %v %v; want the running binary, marked as itself", p, self, err)
+	}
+	beside := filepath.Join(filepath.Dir(exe), RuntimeBinaryName)
+	if err := os.WriteFile(beside, []byte("runtime build"), 0o755); err != nil {
+		t.Skipf("cannot write beside the test binary: %v", err)
+	}
+	defer os.Remove(beside)
+	if p, self, err := FindRuntimeBinary(""); err != nil || p != beside || self {
+		t.Errorf("a runtime build beside: %q %v %v; want %s", p, self, err, beside)
 	}
 }

@@ -92,6 +92,40 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, dir string) (*Clus
 	return &Cluster{Name: p.Name, Kubeconfig: path, Created: created, NodeMemory: plan.NodeMemoryMi, Facts: f}, nil
 }
 
+// LoadRuntimeImage builds the runtime image from the static binary at bin
+// (unless Docker has it) and loads it into every node of the cluster
+// (unless the node has it), and returns its tag.
+func (p *Provider) LoadRuntimeImage(ctx context.Context, bin string) (string, error) {
+	d, err := NewDocker()
+	if err != nil {
+		return "", fmt.Errorf("configuring the Docker client: %w", err)
+	}
+	defer d.Close()
+	tag, err := RuntimeImageTag(bin)
+	if err != nil {
+		return "", err
+	}
+	p.step("runtime image %s from %s", tag, bin)
+	if built, err := BuildRuntimeImage(ctx, d, bin, tag); err != nil {
+		return "", err
+	} else if !built {
+		p.step("runtime image %s: Docker has it already", tag)
+	}
+	ns, err := p.kind().ListNodes(p.Name)
+	if err != nil {
+		return "", fmt.Errorf("listing the nodes of kind cluster %s: %w", p.Name, err)
+	}
+	for _, n := range ns {
+		p.step("loading %s into node %s", tag, n)
+		if loaded, err := LoadImage(ctx, d, n, tag); err != nil {
+			return "", err
+		} else if !loaded {
+			p.step("node %s has %s already", n, tag)
+		}
+	}
+	return tag, nil
+}
+
 // Down deletes the stack's kind cluster; a cluster that is not there is
 // not an error. It reports whether there was one.
 func (p *Provider) Down() (bool, error) {

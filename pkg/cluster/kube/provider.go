@@ -67,7 +67,7 @@ func NewProvider(name string, opts ...Option) *Provider {
 
 // Record is where p installs, for server.
 func (p *Provider) Record(server string) cluster.KubeRecord {
-	return cluster.KubeRecord{Kubeconfig: p.kubeconfig, Context: p.context, Namespace: p.namespace, Release: p.release, Server: server}
+	return cluster.KubeRecord{Kubeconfig: p.kubeconfig, Context: p.context, Namespace: p.namespace, Release: p.release, Server: server, Provider: cluster.Kube}
 }
 
 // FromRecord is the provider of a recorded stack.
@@ -174,6 +174,9 @@ type Workload struct {
 	MemoryLimitMi int64 `json:"memoryLimitMi"`
 }
 
+// ErrNoKEDA: the cluster does not serve KEDA's ScaledObject.
+var ErrNoKEDA = errors.New("the cluster has no KEDA")
+
 // ErrNotInstalled: the release is not in the cluster.
 var ErrNotInstalled = errors.New("the stack is not installed")
 
@@ -259,7 +262,7 @@ func requireKEDA(kc *kubernetes.Clientset) error {
 			}
 		}
 	}
-	return fmt.Errorf("the cluster has no KEDA (no %s ScaledObject), which scales the workers and graph writers: %s", kedaGroupVersion, kedaInstallHint)
+	return fmt.Errorf("%w (no %s ScaledObject), which scales the workers and graph writers: %s", ErrNoKEDA, kedaGroupVersion, kedaInstallHint)
 }
 
 // WaitReady waits up to timeout until every node is Ready and CoreDNS has
