@@ -10,6 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// Mozilla's CA roots, used only where the host has none: the runtime
+	// image is FROM scratch, and a worker may crawl the real site over TLS.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 func main() {
