@@ -172,6 +172,9 @@ func downKube(ctx context.Context, a *app, r *cluster.KubeRecord, timeout time.D
 	} else {
 		a.progress("stack %q was not installed in %s", a.cfg.Name, r.Server)
 	}
+	if r.Provider == cluster.Kind {
+		a.progress("the kind cluster stays: crawlctl down --provider kind deletes it")
+	}
 	return nil
 }
 
