@@ -46,6 +46,18 @@ func (a *app) kubeProvider(ko kubeFlags) *kube.Provider {
 		kube.WithProgress(a.progress), kube.WithLogger(a.log))
 }
 
+// sizeFromCluster sets the budget's node size to what the cluster's
+// schedulable nodes can allocate.
+func sizeFromCluster(ctx context.Context, a *app, ko kubeFlags) error {
+	c, err := a.kubeProvider(ko).Allocatable(ctx)
+	if err != nil {
+		return err
+	}
+	a.cfg.Input.NodeMemory, a.cfg.Input.NodeCPU = fmt.Sprintf("%dMi", c.MemoryMi), fmt.Sprintf("%dm", c.CPUm)
+	a.progress("sizing from the cluster: %d schedulable nodes with %dMi and %dm allocatable", c.Nodes, c.MemoryMi, c.CPUm)
+	return nil
+}
+
 // upKube installs or upgrades the stack in the kubeconfig's cluster.
 func upKube(ctx context.Context, a *app, plan *budget.Plan, ko kubeFlags, timeout time.Duration) error {
 	api, prom, grid := kind.DefaultPorts.Endpoints()

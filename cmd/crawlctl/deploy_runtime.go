@@ -27,6 +27,8 @@ func createKind(context.Context, *app, *kind.Provider, *budget.Plan, kubeFlags, 
 	return errRuntimeBuild
 }
 
+func sizeFromCluster(context.Context, *app, kubeFlags) error { return errRuntimeBuild }
+
 func upKube(context.Context, *app, *budget.Plan, kubeFlags, time.Duration) error {
 	return errRuntimeBuild
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"os"
@@ -8,8 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/crawlctl/crawlctl/internal/kubetest"
 	"github.com/crawlctl/crawlctl/internal/testenv"
+	"github.com/crawlctl/crawlctl/pkg/budget"
 )
 
 // TestUpKubeAgainstAPIServer runs `crawlctl up --provider kube`, status and
@@ -26,11 +33,32 @@ func TestUpKubeAgainstAPIServer(t *testing.T) {
 	}
 	up := []string{"up", "--provider", "kube", "--kubeconfig", kubeconfig, "--wait=false", "--proxies", "4", "--image", "registry.example/crawlctl:test"}
 
-	r := crawlctl(up...)
+	// No node has registered with this API server: nothing to size from.
+	r := crawlctl("up", "--provider", "kube", "--kubeconfig", kubeconfig, "--size-from-cluster")
+	if r.code != exitError || !strings.Contains(r.errOut, "has no schedulable node to size the stack from") {
+		t.Errorf("up --size-from-cluster without nodes: exit %d, %q", r.code, r.errOut)
+	}
+	if r = crawlctl("up", "--provider", "kube", "--kubeconfig", kubeconfig, "--size-from-cluster", "--node-memory", "8Gi"); r.code != exitUsage {
+		t.Errorf("--size-from-cluster with --node-memory: exit %d, %q", r.code, r.errOut)
+	}
+
+	r = crawlctl(up...)
 	if r.code != exitError || !strings.Contains(r.errOut, "helm install keda") {
 		t.Fatalf("up without KEDA: exit %d, stderr %q; want a refusal naming how to install KEDA", r.code, r.errOut)
 	}
-	kubetest.InstallKEDACRD(t, kubetest.Connect(t, kubeconfig))
+	clients := kubetest.Connect(t, kubeconfig)
+	kubetest.InstallKEDACRD(t, clients)
+	// One node, with twice the default budget to give: the install below
+	// sizes from it.
+	node, err := clients.Kube.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Status.Allocatable = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Gi"), corev1.ResourceCPU: resource.MustParse("8")}
+	if _, err := clients.Kube.CoreV1().Nodes().UpdateStatus(context.Background(), node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	up = append(up, "--size-from-cluster")
 
 	r = crawlctl(append(up, "-o", "json")...)
 	if r.code != exitOK {
@@ -46,8 +74,21 @@ func TestUpKubeAgainstAPIServer(t *testing.T) {
 	if res.Release != "crawl" || res.Namespace != "crawl" || res.Revision != 1 || res.Status != "deployed" {
 		t.Errorf("up gave %+v, want release crawl revision 1 deployed in namespace crawl", res)
 	}
-	if !strings.Contains(r.errOut, "installing or upgrading release crawl") {
+	if !strings.Contains(r.errOut, "installing or upgrading release crawl") || !strings.Contains(r.errOut, "1 schedulable nodes with 16384Mi and 8000m") {
 		t.Errorf("up showed no progress on stderr: %q", r.errOut)
+	}
+	in := budget.DefaultInput()
+	in.NodeMemory, in.NodeCPU, in.Proxies = "16384Mi", "8000m", 4
+	plan, err := budget.Compute(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, err := clients.Dynamic.Resource(kubetest.ScaledObjects).Namespace("crawl").Get(context.Background(), "worker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructured.NestedInt64(so.Object, "spec", "maxReplicaCount"); got != int64(plan.MaxWorkers) || plan.MaxWorkers <= 32 {
+		t.Errorf("workers' maxReplicaCount %d, want %d, the budget of a 16Gi node", got, plan.MaxWorkers)
 	}
 
 	r = crawlctl("status", "-o", "json")

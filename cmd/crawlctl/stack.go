@@ -73,7 +73,7 @@ type kubeFlags struct {
 	kubeconfig, context, namespace string
 	image, browserImage, target    string
 	runtimeBinary                  string
-	wait                           bool
+	wait, sizeFromCluster          bool
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -118,6 +118,14 @@ to the current flags.`,
 			case cluster.Kind:
 				return upKind(ctx, a, ko, dryRun, dryRunDir, hostMemory, timeout)
 			case cluster.Kube:
+				if ko.sizeFromCluster {
+					if cmd.Flags().Changed("node-memory") || cmd.Flags().Changed("node-cpu") {
+						return usageErrorf("--size-from-cluster takes the node size from the cluster: drop --node-memory and --node-cpu, or drop --size-from-cluster")
+					}
+					if err := sizeFromCluster(ctx, a, ko); err != nil {
+						return err
+					}
+				}
 				plan, err := budget.Compute(a.cfg.Input)
 				if err != nil {
 					return usageError{err}
@@ -181,6 +189,7 @@ to the current flags.`,
 	f.StringVar(&ko.image, "image", "", "with --provider kind or kube: the runtime image (crawlctl built with -tags crawlctl_runtime)")
 	f.StringVar(&ko.runtimeBinary, "runtime-binary", "", "with --provider kind and no --image: the runtime build to put in the image (default: crawlctl-runtime beside crawlctl)")
 	f.StringVar(&ko.browserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
+	f.BoolVar(&ko.sizeFromCluster, "size-from-cluster", false, "with --provider kube: size the budget from the schedulable nodes' allocatable memory and CPU")
 	f.BoolVar(&ko.wait, "wait", true, "with --provider kube: wait until every workload is ready (up to --timeout)")
 	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
 	f.StringVar(&assignment, "proxy-assignment", "pace", "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")

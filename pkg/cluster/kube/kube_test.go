@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/crawlctl/crawlctl/internal/kubetest"
@@ -222,5 +223,29 @@ func TestWaitReady(t *testing.T) {
 	}
 	if err := p.WaitReady(ctx, 10*time.Second); err != nil {
 		t.Fatalf("WaitReady with a Ready node and CoreDNS: %v", err)
+	}
+
+	// Sizing from the cluster: the schedulable nodes' allocatable, a
+	// cordoned node left out.
+	node.Status.Allocatable = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourceCPU: resource.MustParse("4")}
+	if _, err := kc.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []struct {
+		name     string
+		cordoned bool
+	}{{"worker-1", false}, {"worker-2", true}} {
+		x, err := kc.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.name}, Spec: corev1.NodeSpec{Unschedulable: n.cordoned}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.Status.Allocatable = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi"), corev1.ResourceCPU: resource.MustParse("2500m")}
+		if _, err := kc.CoreV1().Nodes().UpdateStatus(ctx, x, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := p.Allocatable(ctx)
+	if err != nil || c != (kube.Capacity{Nodes: 2, MemoryMi: 12288, CPUm: 6500}) {
+		t.Errorf("Allocatable = %+v, %v; want 2 nodes, 12288Mi, 6500m (the cordoned node left out)", c, err)
 	}
 }

@@ -321,3 +321,37 @@ func notReady(ctx context.Context, kc kubernetes.Interface) string {
 	}
 	return ""
 }
+
+// Capacity is what the cluster's schedulable nodes can give pods.
+type Capacity struct {
+	Nodes    int   `json:"nodes"`
+	MemoryMi int64 `json:"memoryMi"`
+	CPUm     int64 `json:"cpum"`
+}
+
+// Allocatable sums the allocatable memory and CPU of the nodes pods can be
+// scheduled on (cordoned nodes left out), for sizing the budget from the
+// cluster.
+func (p *Provider) Allocatable(ctx context.Context) (Capacity, error) {
+	kc, server, err := p.clientset()
+	if err != nil {
+		return Capacity{}, err
+	}
+	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return Capacity{}, fmt.Errorf("listing the nodes of %s: %w", server, err)
+	}
+	var c Capacity
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable {
+			continue
+		}
+		c.Nodes++
+		c.MemoryMi += n.Status.Allocatable.Memory().Value() >> 20
+		c.CPUm += n.Status.Allocatable.Cpu().MilliValue()
+	}
+	if c.Nodes == 0 {
+		return c, fmt.Errorf("the cluster at %s has no schedulable node to size the stack from: give --node-memory and --node-cpu instead", server)
+	}
+	return c, nil
+}
