@@ -18,6 +18,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
@@ -25,6 +27,17 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/deploy"
 )
+
+// addKEDAFlags adds up's flags for installing KEDA.
+func addKEDAFlags(f *pflag.FlagSet, ko *kubeFlags) {
+	f.BoolVar(&ko.installKEDA, "install-keda", false, "install KEDA from its official chart when the cluster has none (default: true with --provider kind, false with kube)")
+	f.StringVar(&ko.kedaRepo, "keda-repo", deploy.KEDARepo, "with --install-keda: KEDA's chart repository")
+	f.StringVar(&ko.kedaVersion, "keda-version", deploy.KEDAVersion, "with --install-keda: KEDA's chart version")
+}
+
+func (ko kubeFlags) keda() deploy.KEDAOptions {
+	return deploy.KEDAOptions{RepoURL: ko.kedaRepo, Version: ko.kedaVersion}
+}
 
 // renderManifests writes the stack's rendered chart (a client-only Helm
 // dry run) into dir/manifests.yaml.
@@ -62,7 +75,7 @@ func sizeFromCluster(ctx context.Context, a *app, ko kubeFlags) error {
 func upKube(ctx context.Context, a *app, plan *budget.Plan, ko kubeFlags, timeout time.Duration) error {
 	api, prom, grid := kind.DefaultPorts.Endpoints()
 	return install(ctx, a, a.kubeProvider(ko), plan, kube.UpOptions{Image: ko.image, BrowserImage: ko.browserImage,
-		Target: ko.target, Wait: ko.wait, Timeout: timeout}, func(r *cluster.KubeRecord) {
+		Target: ko.target, Wait: ko.wait, Timeout: timeout, InstallKEDA: ko.installKEDA, KEDA: ko.keda()}, func(r *cluster.KubeRecord) {
 		r.Endpoints = cluster.Endpoints{API: api, Prometheus: prom, Grid: grid}
 		r.PortForward = true
 	})
@@ -109,8 +122,7 @@ func install(ctx context.Context, a *app, p *kube.Provider, plan *budget.Plan, o
 
 // createKind creates (or reuses) the stack's kind cluster, sized and
 // capped to the budget, waits until it is ready, loads the runtime image
-// into it and installs the stack, once KEDA is there (crawlctl does not
-// install KEDA yet: the error says how, and to run up again).
+// into it and installs KEDA (unless --install-keda=false) and the stack.
 func createKind(ctx context.Context, a *app, p *kind.Provider, plan *budget.Plan, ko kubeFlags, timeout time.Duration) error {
 	dir, err := local.StateDir(a.cfg.Name)
 	if err != nil {
@@ -142,12 +154,13 @@ func createKind(ctx context.Context, a *app, p *kind.Provider, plan *budget.Plan
 		}
 	}
 	api, prom, grid := p.Ports.Endpoints()
-	err = install(ctx, a, kp, plan, kube.UpOptions{Image: image, BrowserImage: ko.browserImage, Target: ko.target, Wait: ko.wait, Timeout: timeout},
+	err = install(ctx, a, kp, plan, kube.UpOptions{Image: image, BrowserImage: ko.browserImage, Target: ko.target, Wait: ko.wait, Timeout: timeout,
+		InstallKEDA: ko.installKEDA, KEDA: ko.keda()},
 		func(r *cluster.KubeRecord) {
 			r.Provider = cluster.Kind
 			r.Endpoints = cluster.Endpoints{API: api, Prometheus: prom, Grid: grid}
 		})
-	if errors.Is(err, kube.ErrNoKEDA) {
+	if errors.Is(err, kube.ErrNoKEDA) { // --install-keda=false
 		return fmt.Errorf("kind cluster %s is up, its node capped at %dMi, image %s in it, but %w; "+
 			"then run `crawlctl up --provider kind` again, which reuses the cluster and the image (kubeconfig: %s)",
 			c.Name, c.NodeMemory, image, err, c.Kubeconfig)

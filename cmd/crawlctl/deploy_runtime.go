@@ -11,6 +11,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
@@ -18,6 +20,9 @@ import (
 
 var errRuntimeBuild = errors.New("this crawlctl is the runtime build (-tags crawlctl_runtime), which runs the stack's components " +
 	"but does not deploy it: use a crawlctl built without the tag (go install github.com/crawlctl/crawlctl/cmd/crawlctl)")
+
+// addKEDAFlags adds nothing: the runtime build does not deploy.
+func addKEDAFlags(*pflag.FlagSet, *kubeFlags) {}
 
 func renderManifests(*app, string, *budget.Plan, kubeFlags) (string, error) {
 	return "", errRuntimeBuild

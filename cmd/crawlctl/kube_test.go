@@ -43,11 +43,15 @@ func TestUpKubeAgainstAPIServer(t *testing.T) {
 	}
 
 	r = crawlctl(up...)
-	if r.code != exitError || !strings.Contains(r.errOut, "helm install keda") {
+	if r.code != exitError || !strings.Contains(r.errOut, "--install-keda") || !strings.Contains(r.errOut, "helm install keda") {
 		t.Fatalf("up without KEDA: exit %d, stderr %q; want a refusal naming how to install KEDA", r.code, r.errOut)
 	}
 	clients := kubetest.Connect(t, kubeconfig)
-	kubetest.InstallKEDACRD(t, clients)
+	// KEDA comes from its chart repository (a stand-in served on
+	// loopback), installed by up --install-keda.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	const kedaVersion = "2.17.0-standin"
+	up = append(up, "--install-keda", "--keda-repo", kubetest.KEDAChartRepo(t, kedaVersion), "--keda-version", kedaVersion)
 	// One node, with twice the default budget to give: the install below
 	// sizes from it.
 	node, err := clients.Kube.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}, metav1.CreateOptions{})
@@ -74,7 +78,8 @@ func TestUpKubeAgainstAPIServer(t *testing.T) {
 	if res.Release != "crawl" || res.Namespace != "crawl" || res.Revision != 1 || res.Status != "deployed" {
 		t.Errorf("up gave %+v, want release crawl revision 1 deployed in namespace crawl", res)
 	}
-	if !strings.Contains(r.errOut, "installing or upgrading release crawl") || !strings.Contains(r.errOut, "1 schedulable nodes with 16384Mi and 8000m") {
+	if !strings.Contains(r.errOut, "installing or upgrading release crawl") || !strings.Contains(r.errOut, "1 schedulable nodes with 16384Mi and 8000m") ||
+		!strings.Contains(r.errOut, "installing KEDA "+kedaVersion) {
 		t.Errorf("up showed no progress on stderr: %q", r.errOut)
 	}
 	in := budget.DefaultInput()

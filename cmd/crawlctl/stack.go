@@ -74,6 +74,8 @@ type kubeFlags struct {
 	image, browserImage, target    string
 	runtimeBinary                  string
 	wait, sizeFromCluster          bool
+	installKEDA                    bool
+	kedaRepo, kedaVersion          string
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -113,6 +115,9 @@ to the current flags.`,
 			ko.target = target
 			if chosen != cluster.Local && !cmd.Flags().Changed("timeout") {
 				timeout = 10 * time.Minute // pulling images into a cluster takes longer than starting processes
+			}
+			if chosen == cluster.Kind && !cmd.Flags().Changed("install-keda") {
+				ko.installKEDA = true // crawlctl's own cluster: KEDA is part of the stack
 			}
 			switch chosen {
 			case cluster.Kind:
@@ -190,6 +195,7 @@ to the current flags.`,
 	f.StringVar(&ko.runtimeBinary, "runtime-binary", "", "with --provider kind and no --image: the runtime build to put in the image (default: crawlctl-runtime beside crawlctl)")
 	f.StringVar(&ko.browserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
 	f.BoolVar(&ko.sizeFromCluster, "size-from-cluster", false, "with --provider kube: size the budget from the schedulable nodes' allocatable memory and CPU")
+	addKEDAFlags(f, &ko)
 	f.BoolVar(&ko.wait, "wait", true, "with --provider kube: wait until every workload is ready (up to --timeout)")
 	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
 	f.StringVar(&assignment, "proxy-assignment", "pace", "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")

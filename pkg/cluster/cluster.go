@@ -34,9 +34,9 @@ type Endpoints struct {
 	Grid       string `json:"grid,omitempty"`
 }
 
-// KindInstalls says whether the kind provider brings the whole stack up by
-// itself; until it installs KEDA too (it stops and asks for it), auto
-// picks local.
+// KindInstalls says whether auto may pick kind: the kind provider's
+// Docker steps have not run against a real daemon yet (none runs where it
+// is developed), so auto picks local until they have.
 const KindInstalls = false
 
 // Choose resolves a --provider value and says why. auto means kind when a
@@ -55,7 +55,7 @@ func Choose(ctx context.Context, provider string) (string, string, error) {
 			return Local, "no Docker daemon answers (" + err.Error() + ")", nil
 		}
 		if !KindInstalls {
-			return Local, "a Docker daemon answers, but the kind provider does not install KEDA yet", nil
+			return Local, "a Docker daemon answers, but the kind provider is not yet verified against one (--provider kind to use it)", nil
 		}
 		return Kind, "a Docker daemon answers", nil
 	default:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -55,31 +56,37 @@ func (d *Deployer) Apply(ctx context.Context, o Options, ao ApplyOptions) (*rele
 	if err != nil {
 		return nil, err
 	}
+	return d.apply(ctx, o.Release, ch, vals, ao)
+}
+
+// apply installs release from ch with vals, or upgrades it when Helm's
+// history has it.
+func (d *Deployer) apply(ctx context.Context, name string, ch *chart.Chart, vals map[string]any, ao ApplyOptions) (*release.Release, error) {
 	if ao.Timeout <= 0 {
 		ao.Timeout = 5 * time.Minute
 	}
 	history := action.NewHistory(d.cfg)
 	history.Max = 1
-	_, err = history.Run(o.Release)
+	_, err := history.Run(name)
 	switch {
 	case errors.Is(err, driver.ErrReleaseNotFound):
 		install := action.NewInstall(d.cfg)
-		install.ReleaseName, install.Namespace, install.CreateNamespace = o.Release, d.namespace, true
+		install.ReleaseName, install.Namespace, install.CreateNamespace = name, d.namespace, true
 		install.Timeout, install.Wait = ao.Timeout, ao.Wait
 		rel, err := install.RunWithContext(ctx, ch, vals)
 		if err != nil {
-			return nil, fmt.Errorf("installing release %s: %w", o.Release, err)
+			return nil, fmt.Errorf("installing release %s: %w", name, err)
 		}
 		return rel, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading the history of release %s: %w", o.Release, err)
+		return nil, fmt.Errorf("reading the history of release %s: %w", name, err)
 	}
 	upgrade := action.NewUpgrade(d.cfg)
 	upgrade.Namespace, upgrade.Timeout, upgrade.Wait = d.namespace, ao.Timeout, ao.Wait
 	upgrade.MaxHistory = 5
-	rel, err := upgrade.RunWithContext(ctx, o.Release, ch, vals)
+	rel, err := upgrade.RunWithContext(ctx, name, ch, vals)
 	if err != nil {
-		return nil, fmt.Errorf("upgrading release %s: %w", o.Release, err)
+		return nil, fmt.Errorf("upgrading release %s: %w", name, err)
 	}
 	return rel, nil
 }

@@ -3,6 +3,7 @@ package kube_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
+	"github.com/crawlctl/crawlctl/pkg/deploy"
 )
 
 // TestAgainstAPIServer installs the embedded chart into a real
@@ -247,5 +249,67 @@ func TestWaitReady(t *testing.T) {
 	c, err := p.Allocatable(ctx)
 	if err != nil || c != (kube.Capacity{Nodes: 2, MemoryMi: 12288, CPUm: 6500}) {
 		t.Errorf("Allocatable = %+v, %v; want 2 nodes, 12288Mi, 6500m (the cordoned node left out)", c, err)
+	}
+}
+
+// TestInstallsKEDAFromItsChartRepository: with InstallKEDA, Up fetches
+// KEDA's chart from its repository (a stand-in chart, served on loopback
+// over Helm's repository protocol), installs it into namespace keda sized
+// from the budget, waits for its external metrics API, then installs the
+// stack; a second Up finds KEDA and leaves it alone.
+func TestInstallsKEDAFromItsChartRepository(t *testing.T) {
+	kubeconfig := testenv.KubeAPIServer(t)
+	t.Setenv("KUBECACHEDIR", t.TempDir())
+	ctx := context.Background()
+	c := kubetest.Connect(t, kubeconfig)
+	const version = "2.17.0-standin"
+	keda := deploy.KEDAOptions{RepoURL: kubetest.KEDAChartRepo(t, version), Version: version, CacheDir: t.TempDir()}
+	var steps []string
+	p := kube.NewProvider("crawl", kube.WithKubeconfig(kubeconfig, ""), kube.WithProgress(func(f string, a ...any) {
+		steps = append(steps, fmt.Sprintf(f, a...))
+	}))
+	plan := mustPlan(t, 3)
+	o := kube.UpOptions{Timeout: time.Minute, InstallKEDA: true, KEDA: keda}
+	if _, err := p.Up(ctx, plan, o); err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(steps, "\n")
+	for _, want := range []string{"installing KEDA " + version, "waiting for KEDA's external metrics API", "installing or upgrading release crawl"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("progress lacks %q:\n%s", want, joined)
+		}
+	}
+	// KEDA is a release of its own, in its namespace; the stack's
+	// ScaledObjects exist.
+	d, err := deploy.NewDeployer(kubeconfig, "", deploy.KEDANamespace, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := d.Status("keda")
+	if err != nil || rel.Chart.Metadata.Version != version {
+		t.Fatalf("KEDA release: %v, %v", rel, err)
+	}
+	if _, err := c.Dynamic.Resource(kubetest.ScaledObjects).Namespace("crawl").Get(ctx, "worker", metav1.GetOptions{}); err != nil {
+		t.Errorf("the worker's ScaledObject: %v", err)
+	}
+	steps = nil
+	if _, err := p.Up(ctx, plan, o); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(steps, "\n"), "installing KEDA") {
+		t.Errorf("a second Up installed KEDA again:\n%s", strings.Join(steps, "\n"))
+	}
+}
+
+func TestKEDAValuesAreTheBudgets(t *testing.T) {
+	plan := mustPlan(t, 3)
+	v, err := deploy.KEDAValues(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _ := plan.Component(budget.KEDAOperator)
+	res := v["resources"].(map[string]any)["operator"].(map[string]any)
+	if got := res["limits"].(map[string]any)["memory"]; got != fmt.Sprintf("%dMi", op.LimitMemoryMi) {
+		t.Errorf("KEDA operator memory limit %v, want the budget's %dMi", got, op.LimitMemoryMi)
 	}
 }

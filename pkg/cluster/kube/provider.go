@@ -5,6 +5,7 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
@@ -25,7 +30,7 @@ import (
 // KEDA is where the chart's ScaledObjects live; KEDA installs the CRD.
 const (
 	kedaGroupVersion = "keda.sh/v1alpha1"
-	kedaInstallHint  = "install KEDA first (helm repo add kedacore https://kedacore.github.io/charts && " +
+	kedaInstallHint  = "let crawlctl install it (--install-keda), or install it yourself (helm repo add kedacore https://kedacore.github.io/charts && " +
 		"helm install keda kedacore/keda --namespace keda --create-namespace)"
 )
 
@@ -95,6 +100,11 @@ type UpOptions struct {
 	// Wait waits for every workload to be ready, up to Timeout.
 	Wait    bool
 	Timeout time.Duration
+	// InstallKEDA installs KEDA from its official chart (KEDA says from
+	// where) when the cluster has none, and waits for its external
+	// metrics API.
+	InstallKEDA bool
+	KEDA        deploy.KEDAOptions
 	// Installing, when set, is called once the cluster answered and
 	// before anything is installed (to record where, so that a failed
 	// install can still be inspected and removed); an error stops Up.
@@ -117,7 +127,11 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o UpOptions) (*Res
 		return nil, err
 	}
 	p.step("cluster %s answers", server)
-	if err := requireKEDA(kc); err != nil {
+	if err := requireKEDA(kc); errors.Is(err, ErrNoKEDA) && o.InstallKEDA {
+		if err := p.installKEDA(ctx, plan, o); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	d, err := deploy.NewDeployer(p.kubeconfig, p.context, p.namespace, p.log)
@@ -136,6 +150,83 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o UpOptions) (*Res
 		return nil, err
 	}
 	return &Result{Release: rel.Name, Namespace: rel.Namespace, Revision: rel.Version, Status: rel.Info.Status.String(), Server: server}, nil
+}
+
+// externalMetrics is the APIService KEDA's metrics server serves, which
+// the HPAs behind ScaledObjects read.
+const externalMetrics = "v1beta1.external.metrics.k8s.io"
+
+var apiServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+
+// installKEDA installs KEDA from its chart, sized from plan, waits for its
+// workloads and its external metrics API, and checks its CRD is served.
+func (p *Provider) installKEDA(ctx context.Context, plan *budget.Plan, o UpOptions) error {
+	d, err := deploy.NewDeployer(p.kubeconfig, p.context, deploy.KEDANamespace, p.log)
+	if err != nil {
+		return err
+	}
+	p.step("installing KEDA %s from %s into namespace %s", cmp.Or(o.KEDA.Version, deploy.KEDAVersion), cmp.Or(o.KEDA.RepoURL, deploy.KEDARepo), deploy.KEDANamespace)
+	if _, err := d.ApplyKEDA(ctx, plan, o.KEDA, deploy.ApplyOptions{Wait: o.Wait, Timeout: o.Timeout}); err != nil {
+		return err
+	}
+	p.step("waiting for KEDA's external metrics API (%s)", externalMetrics)
+	if err := p.waitAPIService(ctx, externalMetrics, cmp.Or(o.Timeout, 5*time.Minute)); err != nil {
+		return err
+	}
+	kc, _, err := p.clientset()
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, 30*time.Second, func() error { return requireKEDA(kc) })
+}
+
+// waitAPIService waits until the aggregated API name is Available.
+func (p *Provider) waitAPIService(ctx context.Context, name string, timeout time.Duration) error {
+	cfg, err := p.restConfig()
+	if err != nil {
+		return err
+	}
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, timeout, func() error {
+		svc, err := dc.Resource(apiServices).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("APIService %s: %w", name, err)
+		}
+		conds, _, _ := unstructured.NestedSlice(svc.Object, "status", "conditions")
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["type"] == "Available" {
+				if m["status"] == "True" {
+					return nil
+				}
+				return fmt.Errorf("APIService %s is not Available (%v: %v)", name, m["reason"], m["message"])
+			}
+		}
+		return fmt.Errorf("APIService %s reports no Available condition yet", name)
+	})
+}
+
+// waitFor polls check every second until it returns nil or timeout
+// passes, and then returns its last error.
+func waitFor(ctx context.Context, timeout time.Duration, check func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %s: %w", timeout, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // Down uninstalls the stack; a stack that is not installed is not an
@@ -229,15 +320,24 @@ func workload(kind, name string, replicas *int32, ready int32, cs []corev1.Conta
 	return w
 }
 
-// clientset connects to the kubeconfig's cluster and checks it answers.
-func (p *Provider) clientset() (*kubernetes.Clientset, string, error) {
+// restConfig reads the kubeconfig's cluster.
+func (p *Provider) restConfig() (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = p.kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: p.context}).ClientConfig()
 	if err != nil {
-		return nil, "", fmt.Errorf("reading the kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config): %w", err)
+		return nil, fmt.Errorf("reading the kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config): %w", err)
 	}
 	cfg.Timeout = 15 * time.Second
+	return cfg, nil
+}
+
+// clientset connects to the kubeconfig's cluster and checks it answers.
+func (p *Provider) clientset() (*kubernetes.Clientset, string, error) {
+	cfg, err := p.restConfig()
+	if err != nil {
+		return nil, "", err
+	}
 	kc, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("connecting to %s: %w", cfg.Host, err)
@@ -272,22 +372,17 @@ func (p *Provider) WaitReady(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		why := notReady(ctx, kc)
-		if why == "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the cluster at %s is not ready after %s: %s", server, timeout, why)
-		case <-tick.C:
+	err = waitFor(ctx, timeout, func() error {
+		if why := notReady(ctx, kc); why != "" {
 			p.step("waiting for the cluster: %s", why)
+			return errors.New(why)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("the cluster at %s is not ready %w", server, err)
 	}
+	return nil
 }
 
 // notReady says what keeps the cluster from being ready; "" when nothing.

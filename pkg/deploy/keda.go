@@ -1,0 +1,91 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/cli"
+	"helm.sh/helm/v3/pkg/release"
+
+	"github.com/crawlctl/crawlctl/pkg/budget"
+)
+
+// KEDA from its official chart, at a pinned version.
+const (
+	KEDARepo      = "https://kedacore.github.io/charts"
+	KEDAVersion   = "2.17.0"
+	KEDANamespace = "keda"
+	kedaChart     = "keda"
+	kedaRelease   = "keda"
+)
+
+// KEDAOptions say where KEDA's chart comes from.
+type KEDAOptions struct {
+	// RepoURL and Version of the chart (KEDARepo and KEDAVersion when
+	// empty).
+	RepoURL, Version string
+	// CacheDir keeps downloaded charts and repository indexes.
+	CacheDir string
+}
+
+// KEDAValues are the KEDA chart's values for plan: its three Deployments
+// sized as the budget counts them.
+func KEDAValues(plan *budget.Plan) (map[string]any, error) {
+	res := map[string]any{}
+	for key, name := range map[string]string{
+		"operator":     budget.KEDAOperator,
+		"metricServer": budget.KEDAMetricsAPIServer,
+		"webhooks":     budget.KEDAAdmissionWebhooks,
+	} {
+		c, ok := plan.Component(name)
+		if !ok {
+			return nil, fmt.Errorf("the budget has no %s to size KEDA's %s with", name, key)
+		}
+		res[key] = map[string]any{
+			"requests": map[string]any{"memory": fmt.Sprintf("%dMi", c.RequestMemoryMi), "cpu": fmt.Sprintf("%dm", c.RequestCPUm)},
+			"limits":   map[string]any{"memory": fmt.Sprintf("%dMi", c.LimitMemoryMi), "cpu": fmt.Sprintf("%dm", c.LimitCPUm)},
+		}
+	}
+	return map[string]any{"resources": res}, nil
+}
+
+// ApplyKEDA installs or upgrades KEDA from its chart repository into the
+// Deployer's namespace (KEDANamespace, by convention), sized from plan.
+func (d *Deployer) ApplyKEDA(ctx context.Context, plan *budget.Plan, o KEDAOptions, ao ApplyOptions) (*release.Release, error) {
+	if o.RepoURL == "" {
+		o.RepoURL = KEDARepo
+	}
+	if o.Version == "" {
+		o.Version = KEDAVersion
+	}
+	if o.CacheDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("finding a cache directory for Helm: %w", err)
+		}
+		o.CacheDir = filepath.Join(dir, "crawlctl", "helm")
+	}
+	settings := cli.New()
+	settings.RepositoryCache = filepath.Join(o.CacheDir, "repository")
+	settings.RepositoryConfig = filepath.Join(o.CacheDir, "repositories.yaml")
+	settings.RegistryConfig = filepath.Join(o.CacheDir, "registry.json")
+	var cpo action.ChartPathOptions
+	cpo.RepoURL, cpo.Version = o.RepoURL, o.Version
+	path, err := cpo.LocateChart(kedaChart, settings)
+	if err != nil {
+		return nil, fmt.Errorf("fetching KEDA's chart %s from %s: %w", o.Version, o.RepoURL, err)
+	}
+	ch, err := loader.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading KEDA's chart %s: %w", path, err)
+	}
+	vals, err := KEDAValues(plan)
+	if err != nil {
+		return nil, err
+	}
+	return d.apply(ctx, kedaRelease, ch, vals, ao)
+}
