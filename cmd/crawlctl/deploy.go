@@ -138,23 +138,30 @@ func createKind(ctx context.Context, a *app, p *kind.Provider, plan *budget.Plan
 		return err
 	}
 	a.progress("kind cluster %s is ready: node Ready, CoreDNS ready", c.Name)
-	image := ko.image
-	if image == "" {
+	image, browserImage := ko.image, ko.browserImage
+	if image == "" || (browserImage == "" && plan.GridWorkers > 0) {
 		bin, self, err := kind.FindRuntimeBinary(ko.runtimeBinary)
 		if err != nil {
 			return usageError{err}
 		}
 		if self {
-			a.progress("warning: no %s beside this crawlctl, so the runtime image holds this full build, which costs every pod memory "+
+			a.progress("warning: no %s beside this crawlctl, so the images hold this full build, which costs every pod memory "+
 				"(docs/kind.md); build one with `CGO_ENABLED=0 go build -tags crawlctl_runtime -o %s ./cmd/crawlctl` or pass --runtime-binary",
 				kind.RuntimeBinaryName, kind.RuntimeBinaryName)
 		}
-		if image, err = p.LoadRuntimeImage(ctx, bin); err != nil {
-			return err
+		if image == "" {
+			if image, err = p.LoadRuntimeImage(ctx, bin); err != nil {
+				return err
+			}
+		}
+		if browserImage == "" && plan.GridWorkers > 0 {
+			if browserImage, err = p.LoadBrowserImage(ctx, bin); err != nil {
+				return err
+			}
 		}
 	}
 	api, prom, grid := p.Ports.Endpoints()
-	err = install(ctx, a, kp, plan, kube.UpOptions{Image: image, BrowserImage: ko.browserImage, Target: ko.target, Wait: ko.wait, Timeout: timeout,
+	err = install(ctx, a, kp, plan, kube.UpOptions{Image: image, BrowserImage: browserImage, Target: ko.target, Wait: ko.wait, Timeout: timeout,
 		InstallKEDA: ko.installKEDA, KEDA: ko.keda()},
 		func(r *cluster.KubeRecord) {
 			r.Provider = cluster.Kind

@@ -17,6 +17,7 @@ import (
 
 	crawlctl "github.com/crawlctl/crawlctl"
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
@@ -84,6 +85,8 @@ func Values(o Options) (map[string]any, error) {
 		"gridToken":  o.GridToken,
 		"topics":     map[string]any{"frontier": topics.Frontier, "edges": topics.Edges},
 		"groups":     map[string]any{"worker": topics.WorkerGroup, "graphWriter": topics.GraphWriterGroup},
+		// where the browser image has playwright-core
+		"browserPlaywrightDir": playwright.ImagePrefix,
 	}
 	if o.Image != "" {
 		v["image"] = o.Image

@@ -20,6 +20,11 @@ import (
 // version (Playwright refuses a server of another minor version).
 const Version = "1.65.1"
 
+// ImagePrefix is where the browser worker image installs playwright-core
+// (npm --prefix), and where the chart points `crawlctl run browser`
+// (--playwright-dir) in it.
+const ImagePrefix = "/opt/crawlctl/playwright"
+
 // ChromiumArgs are the flags the browser needs here: root in a container
 // or CI machine has no sandbox, there is no GPU, and a closed network
 // refuses Chromium's background requests by the dozen.

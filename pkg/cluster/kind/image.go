@@ -19,6 +19,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 )
 
 // Images is the part of the Docker API that builds, inspects and saves
@@ -37,20 +39,41 @@ USER 65532:65532
 ENTRYPOINT ["/crawlctl"]
 `
 
+// browserDockerfile is the browser worker's image: the binary on the
+// official Playwright image of the pinned playwright-core (Node.js and
+// Playwright's browsers), with playwright-core installed where the chart
+// points `crawlctl run browser` (playwright.ImagePrefix) and Playwright's
+// Chromium on PATH as chromium.
+var browserDockerfile = `FROM mcr.microsoft.com/playwright:v` + playwright.Version + `-noble
+RUN npm install --prefix ` + playwright.ImagePrefix + ` --no-save --no-audit --no-fund playwright-core@` + playwright.Version + ` \
+ && ln -s "$(ls -d /ms-playwright/chromium-*/chrome-linux*/chrome | head -n 1)" /usr/local/bin/chromium \
+ && chromium --version
+COPY crawlctl /usr/local/bin/crawlctl
+ENTRYPOINT ["/usr/local/bin/crawlctl"]
+`
+
 // RuntimeImageTag names the runtime image of the binary at bin by its
 // content, so a rebuilt binary gets a new image and an unchanged one is
 // not built again.
-func RuntimeImageTag(bin string) (string, error) {
+func RuntimeImageTag(bin string) (string, error) { return imageTag("crawlctl-runtime", bin) }
+
+// BrowserImageTag names the browser worker image of the binary at bin.
+func BrowserImageTag(bin string) (string, error) {
+	return imageTag("crawlctl-browser", bin)
+}
+
+func imageTag(repo, bin string) (string, error) {
 	f, err := os.Open(bin)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
+	io.WriteString(h, repo+"\n"+playwright.Version+"\n")
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("reading %s: %w", bin, err)
 	}
-	return "crawlctl-runtime:" + hex.EncodeToString(h.Sum(nil))[:12], nil
+	return repo + ":" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // BuildRuntimeImage builds image tag FROM scratch with the binary at bin
@@ -58,6 +81,17 @@ func RuntimeImageTag(bin string) (string, error) {
 // built. The binary must be static (CGO_ENABLED=0): nothing else is in the
 // image.
 func BuildRuntimeImage(ctx context.Context, d Images, bin, tag string) (bool, error) {
+	return buildImage(ctx, d, bin, tag, runtimeDockerfile)
+}
+
+// BuildBrowserImage builds the browser worker image tag: the static binary
+// on the Playwright image (which Docker pulls), unless the daemon has tag
+// already; it reports whether it built.
+func BuildBrowserImage(ctx context.Context, d Images, bin, tag string) (bool, error) {
+	return buildImage(ctx, d, bin, tag, browserDockerfile)
+}
+
+func buildImage(ctx context.Context, d Images, bin, tag, dockerfile string) (bool, error) {
 	if err := requireStatic(bin); err != nil {
 		return false, err
 	}
@@ -67,7 +101,7 @@ func BuildRuntimeImage(ctx context.Context, d Images, bin, tag string) (bool, er
 		return false, fmt.Errorf("looking for image %s: %w", tag, err)
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeBuildContext(pw, bin)) }()
+	go func() { pw.CloseWithError(writeBuildContext(pw, bin, dockerfile)) }()
 	defer pr.Close()
 	res, err := d.ImageBuild(ctx, pr, client.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true, Dockerfile: "Dockerfile"})
 	if err != nil {
@@ -98,7 +132,7 @@ func requireStatic(bin string) error {
 
 // writeBuildContext writes the build context, the Dockerfile and the
 // binary, as a tar stream.
-func writeBuildContext(w io.Writer, bin string) error {
+func writeBuildContext(w io.Writer, bin, dockerfile string) error {
 	f, err := os.Open(bin)
 	if err != nil {
 		return err
@@ -109,10 +143,10 @@ func writeBuildContext(w io.Writer, bin string) error {
 		return err
 	}
 	tw := tar.NewWriter(w)
-	if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(runtimeDockerfile))}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile))}); err != nil {
 		return err
 	}
-	if _, err := io.WriteString(tw, runtimeDockerfile); err != nil {
+	if _, err := io.WriteString(tw, dockerfile); err != nil {
 		return err
 	}
 	if err := tw.WriteHeader(&tar.Header{Name: "crawlctl", Mode: 0o755, Size: st.Size()}); err != nil {

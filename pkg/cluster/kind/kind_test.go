@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 )
 
 func plan(t *testing.T, mutate func(*budget.Input)) *budget.Plan {
@@ -332,18 +333,43 @@ func staticBinary(t *testing.T) string {
 	return filepath.Join(dir, "hello")
 }
 
-func TestBuildRuntimeImage(t *testing.T) {
+func TestBuildImages(t *testing.T) {
 	bin := staticBinary(t)
+	for _, tc := range []struct {
+		name  string
+		tagOf func(string) (string, error)
+		build func(context.Context, Images, string, string) (bool, error)
+		repo  string
+		lines []string // in the Dockerfile; the first starts it
+	}{
+		{"runtime", RuntimeImageTag, BuildRuntimeImage, "crawlctl-runtime",
+			[]string{"FROM scratch\n", `ENTRYPOINT ["/crawlctl"]`}},
+		{"browser", BrowserImageTag, BuildBrowserImage, "crawlctl-browser",
+			[]string{"FROM mcr.microsoft.com/playwright:v" + playwright.Version + "-noble\n",
+				"npm install --prefix " + playwright.ImagePrefix, "playwright-core@" + playwright.Version,
+				"/usr/local/bin/chromium", `ENTRYPOINT ["/usr/local/bin/crawlctl"]`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testBuildImage(t, bin, tc.tagOf, tc.build, tc.repo, tc.lines) })
+	}
+	rt, _ := RuntimeImageTag(bin)
+	br, _ := BrowserImageTag(bin)
+	if strings.TrimPrefix(rt, "crawlctl-runtime:") == strings.TrimPrefix(br, "crawlctl-browser:") {
+		t.Errorf("the runtime and browser tags share a digest: %s %s", rt, br)
+	}
+}
+
+func testBuildImage(t *testing.T, bin string, tagOf func(string) (string, error),
+	build func(context.Context, Images, string, string) (bool, error), repo string, lines []string) {
 	c, f := startFakeDaemon(t, &fakeDaemon{})
 	ctx := context.Background()
-	tag, err := RuntimeImageTag(bin)
-	if err != nil || !strings.HasPrefix(tag, "crawlctl-runtime:") || len(tag) != len("crawlctl-runtime:")+12 {
-		t.Fatalf("RuntimeImageTag = %q, %v", tag, err)
+	tag, err := tagOf(bin)
+	if err != nil || !strings.HasPrefix(tag, repo+":") || len(tag) != len(repo)+1+12 {
+		t.Fatalf("tag = %q, %v", tag, err)
 	}
 	for i, want := range []bool{true, false} {
-		built, err := BuildRuntimeImage(ctx, c, bin, tag)
+		built, err := build(ctx, c, bin, tag)
 		if err != nil || built != want {
-			t.Fatalf("BuildRuntimeImage #%d = %v, %v; want %v (built once, then found)", i+1, built, err, want)
+			t.Fatalf("build #%d = %v, %v; want %v (built once, then found)", i+1, built, err, want)
 		}
 	}
 	if len(f.contexts) != 1 {
@@ -354,15 +380,21 @@ func TestBuildRuntimeImage(t *testing.T) {
 	if got := files["crawlctl"]; got.mode != 0o755 || !bytes.Equal(got.data, want) {
 		t.Errorf("the build context's crawlctl: mode %o, %d bytes; want 0755 and the binary's %d bytes", got.mode, len(got.data), len(want))
 	}
-	if df := string(files["Dockerfile"].data); !strings.HasPrefix(df, "FROM scratch\n") || !strings.Contains(df, `ENTRYPOINT ["/crawlctl"]`) {
-		t.Errorf("Dockerfile:\n%s", df)
+	df := string(files["Dockerfile"].data)
+	if !strings.HasPrefix(df, lines[0]) {
+		t.Errorf("Dockerfile does not start with %q:\n%s", lines[0], df)
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(df, l) {
+			t.Errorf("Dockerfile lacks %q:\n%s", l, df)
+		}
 	}
 	if len(files) != 2 {
 		t.Errorf("the build context holds %d files, want the Dockerfile and the binary", len(files))
 	}
 
 	cf, _ := startFakeDaemon(t, &fakeDaemon{buildErr: "no space left on device"})
-	if _, err := BuildRuntimeImage(ctx, cf, bin, tag); err == nil || !strings.Contains(err.Error(), "no space left on device") {
+	if _, err := build(ctx, cf, bin, tag); err == nil || !strings.Contains(err.Error(), "no space left on device") {
 		t.Errorf("a failing build: %v, want the daemon's message", err)
 	}
 }

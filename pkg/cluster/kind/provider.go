@@ -96,20 +96,31 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, dir string) (*Clus
 // (unless Docker has it) and loads it into every node of the cluster
 // (unless the node has it), and returns its tag.
 func (p *Provider) LoadRuntimeImage(ctx context.Context, bin string) (string, error) {
+	return p.buildAndLoad(ctx, "runtime image", bin, RuntimeImageTag, BuildRuntimeImage)
+}
+
+// LoadBrowserImage does the same for the browser worker image (the binary
+// on the Playwright image, which Docker pulls: about 2 GB the first time).
+func (p *Provider) LoadBrowserImage(ctx context.Context, bin string) (string, error) {
+	return p.buildAndLoad(ctx, "browser worker image", bin, BrowserImageTag, BuildBrowserImage)
+}
+
+func (p *Provider) buildAndLoad(ctx context.Context, what, bin string, tagOf func(string) (string, error),
+	build func(context.Context, Images, string, string) (bool, error)) (string, error) {
 	d, err := NewDocker()
 	if err != nil {
 		return "", fmt.Errorf("configuring the Docker client: %w", err)
 	}
 	defer d.Close()
-	tag, err := RuntimeImageTag(bin)
+	tag, err := tagOf(bin)
 	if err != nil {
 		return "", err
 	}
-	p.step("runtime image %s from %s", tag, bin)
-	if built, err := BuildRuntimeImage(ctx, d, bin, tag); err != nil {
+	p.step("%s %s from %s", what, tag, bin)
+	if built, err := build(ctx, d, bin, tag); err != nil {
 		return "", err
 	} else if !built {
-		p.step("runtime image %s: Docker has it already", tag)
+		p.step("%s %s: Docker has it already", what, tag)
 	}
 	ns, err := p.kind().ListNodes(p.Name)
 	if err != nil {
