@@ -4,7 +4,8 @@
 # temporary file, removed at exit), then reports binary size, `crawlctl
 # version` peak RSS (3 runs) and the anonymous/file split of an idle
 # `crawlctl run olsim`. Usage: bench/link_cost.sh PKG
-# (e.g. github.com/crawlctl/crawlctl/pkg/deploy, which links the Helm SDK).
+# (PKG: a dependency you consider importing; both builds are the full one,
+# which already links the Helm SDK).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 need_go

@@ -61,8 +61,8 @@ func (cg *MemoryCgroup) Wrap(argv ...string) []string {
 	return append([]string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, filepath.Join(cg.dir, "cgroup.procs")}, argv...)
 }
 
-// UsageMiB is the cgroup's current charge.
-func (cg *MemoryCgroup) UsageMiB() float64 {
+// usageMiB is the cgroup's current charge.
+func (cg *MemoryCgroup) usageMiB() float64 {
 	f := "memory.usage_in_bytes"
 	if cg.v2 {
 		f = "memory.current"
@@ -86,7 +86,7 @@ func (cg *MemoryCgroup) WorkingSetMiB() float64 {
 	if cg.v2 {
 		inactive = "inactive_file"
 	}
-	return max(0, cg.UsageMiB()-float64(cg.stat(inactive))/(1<<20))
+	return max(0, cg.usageMiB()-float64(cg.stat(inactive))/(1<<20))
 }
 
 func (cg *MemoryCgroup) stat(key string) int64 {

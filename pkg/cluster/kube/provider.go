@@ -128,7 +128,7 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o UpOptions) (*Res
 	}
 	p.step("cluster %s answers", server)
 	if err := requireKEDA(kc); errors.Is(err, ErrNoKEDA) && o.InstallKEDA {
-		if err := p.installKEDA(ctx, plan, o); err != nil {
+		if err := p.installKEDA(ctx, kc, plan, o); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
@@ -160,7 +160,7 @@ var apiServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", V
 
 // installKEDA installs KEDA from its chart, sized from plan, waits for its
 // workloads and its external metrics API, and checks its CRD is served.
-func (p *Provider) installKEDA(ctx context.Context, plan *budget.Plan, o UpOptions) error {
+func (p *Provider) installKEDA(ctx context.Context, kc kubernetes.Interface, plan *budget.Plan, o UpOptions) error {
 	d, err := deploy.NewDeployer(p.kubeconfig, p.context, deploy.KEDANamespace, p.log)
 	if err != nil {
 		return err
@@ -171,10 +171,6 @@ func (p *Provider) installKEDA(ctx context.Context, plan *budget.Plan, o UpOptio
 	}
 	p.step("waiting for KEDA's external metrics API (%s)", externalMetrics)
 	if err := p.waitAPIService(ctx, externalMetrics, cmp.Or(o.Timeout, 5*time.Minute)); err != nil {
-		return err
-	}
-	kc, _, err := p.clientset()
-	if err != nil {
 		return err
 	}
 	return waitFor(ctx, 30*time.Second, func() error { return requireKEDA(kc) })
@@ -350,7 +346,7 @@ func (p *Provider) clientset() (*kubernetes.Clientset, string, error) {
 
 // requireKEDA checks the cluster serves KEDA's ScaledObject, which the
 // chart's workers and graph writers scale by.
-func requireKEDA(kc *kubernetes.Clientset) error {
+func requireKEDA(kc kubernetes.Interface) error {
 	res, err := kc.Discovery().ServerResourcesForGroupVersion(kedaGroupVersion)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("asking the cluster for %s: %w", kedaGroupVersion, err)
