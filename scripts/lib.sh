@@ -1,8 +1,18 @@
 # Shared helpers for the scripts in this folder. Source it; do not run it.
 # Every install step is idempotent and quick when the tool is already there.
 
-# step prints one progress line on stderr (quiet with QUIET=1).
-step() { [ "${QUIET:-0}" = 1 ] || printf '==> %s\n' "$*" >&2; }
+# step prints one progress line on stderr (quiet with QUIET=1), after the
+# duration of the step before it; step_done closes the last one.
+STEP_NAME="" STEP_START=$SECONDS
+step() {
+  step_done
+  STEP_NAME="$*" STEP_START=$SECONDS
+  [ "${QUIET:-0}" = 1 ] || printf '==> %s\n' "$*" >&2
+}
+step_done() {
+  [ -n "$STEP_NAME" ] && [ "${QUIET:-0}" != 1 ] && printf '    %ds: %s\n' $((SECONDS - STEP_START)) "$STEP_NAME" >&2
+  STEP_NAME=""
+}
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

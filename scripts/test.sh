@@ -10,6 +10,7 @@ cd "$(repo_root)"
 # postgres user), and for the browser grid Chromium driven by Node.js and
 # playwright-core (installed by the tests into the user cache dir, pinned);
 # etcd for the kube-apiserver.
+step "the tools the tests need (installed when missing)"
 apt_install redis-server postgresql chromium etcd-server
 need_node
 # The kind provider's deploy test installs into a real kube-apiserver,
@@ -32,3 +33,5 @@ goreleaser=$(go_tool goreleaser github.com/goreleaser/goreleaser/v2@v2.16.0)
 
 step "go test -race"
 go test -race -count=1 -timeout 30m ./...
+step_done
+printf '    %ds in all\n' "$SECONDS" >&2

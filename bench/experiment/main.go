@@ -68,7 +68,7 @@ func main() {
 		if _, err := run(bin, env, "seed", "-q", "--count", "20"); err != nil {
 			fail(err)
 		}
-		out, err := run(bin, env, "collect", "-q", "--until-drained", "--scenario", "egress_study", "--name", s.name(),
+		out, err := run(bin, env, "collect", "-q", "--until-drained", "--scenario", "egress_study", "--folder", s.name(),
 			"--stuck-after", fmt.Sprintf("%ds", 60/timeFactor), "-o", "json")
 		if err != nil {
 			fail(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,10 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/collect"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/timeline"
 )
 
 func newCollectCommand(a *app) *cobra.Command {
@@ -31,24 +30,31 @@ egress, throughput, edges/s, fetch latency, errors), csv_data/<panel>.csv,
 run.json (settings, budget plan, seeds, times, totals) and summary.md (time
 to drain, peak lag, stuck partitions, 429s per egress, replica timeline,
 edges/s, DLQ by reason). It reads the Prometheus HTTP API and the control
-API only. --until-drained first waits for the run to drain.
-(The stack is chosen by CRAWLCTL_NAME or the config file; --name names the folder.)`,
+API only. --until-drained first waits for the run to drain.`,
 		Example: `  crawlctl collect --until-drained
-  crawlctl collect --run r20261124-101500-abc123 --scenario egress_study --name 3_proxies_paced`,
+  crawlctl collect --run r20261124-101500-abc123 --scenario egress_study --folder 3_proxies_paced`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, d := range []struct {
+				flag string
+				v    time.Duration
+			}{{"--step", o.Step}, {"--rate-window", o.RateWindow}, {"--stuck-after", o.StuckAfter}} {
+				if d.v <= 0 {
+					return usageErrorf("%s %v: give a positive duration", d.flag, d.v)
+				}
+			}
 			ctx := cmd.Context()
 			e, unreachable, dir, err := a.endpoints()
 			if err != nil {
 				return err
 			}
 			o.Prometheus, o.API = e.Prometheus, e.API
-			var spec local.Spec
-			if b, err := os.ReadFile(filepath.Join(dir, "spec.json")); dir != "" && err == nil {
-				if err := json.Unmarshal(b, &spec); err == nil {
-					plan, _ := budget.Compute(spec.Budget)
-					o.Settings = map[string]any{"stack": spec, "budget": plan}
-				}
+			stateDir, err := local.StateDir(a.cfg.Name)
+			if err != nil {
+				return err
+			}
+			if o.Timeline, err = timeline.Read(stateDir); err != nil {
+				return err
 			}
 			if untilDrained {
 				run, err := collect.WaitDrained(ctx, o.API, o.RunID, 2*time.Second, a.drainProgress)
@@ -60,9 +66,9 @@ API only. --until-drained first waits for the run to drain.
 					fmt.Fprintln(a.errOut)
 				}
 				// Let the last scrape see the drained state.
-				scrape := spec.ScrapeInterval
-				if dir == "" {
-					scrape = clusterScrapeInterval
+				scrape := clusterScrapeInterval
+				if st, err := local.ReadState(dir); dir != "" && err == nil {
+					scrape = st.Spec.ScrapeInterval
 				}
 				time.Sleep(scrape + time.Second)
 			}
@@ -82,7 +88,7 @@ API only. --until-drained first waits for the run to drain.
 	f.BoolVar(&untilDrained, "until-drained", false, "wait for the run to drain first, with progress on stderr")
 	f.StringVar(&o.Out, "out", filepath.Join("raw_data", "metrics"), "root folder")
 	f.StringVar(&o.Scenario, "scenario", collect.DefaultScenario, "scenario folder")
-	f.StringVar(&o.Name, "name", "", "run folder (default: <seeds>_seed_<egress>_proxies)")
+	f.StringVar(&o.Name, "folder", "", "run folder (default: <seeds>_seed_<proxies>_proxies, the proxies when the run drained; --name selects the stack)")
 	f.DurationVar(&o.Step, "step", 5*time.Second, "resolution of the CSVs and charts")
 	f.DurationVar(&o.RateWindow, "rate-window", 30*time.Second, "window of rate() in the panels")
 	f.DurationVar(&o.StuckAfter, "stuck-after", time.Minute, "a partition whose lag stays flat and non-zero this long is stuck (scale it with --sim-time-factor)")

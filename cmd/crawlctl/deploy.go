@@ -26,6 +26,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/deploy"
+	"github.com/crawlctl/crawlctl/pkg/timeline"
 )
 
 // addKEDAFlags adds up's flags for installing KEDA.
@@ -103,6 +104,9 @@ func install(ctx context.Context, a *app, p *kube.Provider, plan *budget.Plan, o
 	}
 	res, err := p.Up(ctx, plan, o)
 	if err != nil {
+		return err
+	}
+	if err := timeline.Append(dir, timeline.New(rec.Provider, plan, "", nil)); err != nil {
 		return err
 	}
 	return a.printObject(res, func(w io.Writer) error {

@@ -112,6 +112,12 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 	return usageErrorf("%s (see '%s --help')", msg, cmd.CommandPath())
 }
 
+// renamedFlags says where the meanings --name had on some commands went.
+var renamedFlags = map[string]string{
+	"seed":    "; the run's own name is --run-name",
+	"collect": "; the snapshot's folder is --folder",
+}
+
 // load reads the configuration for the command about to run.
 func (a *app) load(cmd *cobra.Command) error {
 	a.viper = config.NewViper()
@@ -133,6 +139,9 @@ func (a *app) load(cmd *cobra.Command) error {
 	case "table", "json", "yaml":
 	default:
 		return usageErrorf("output %q is not a format: use table, json or yaml", cfg.Output)
+	}
+	if err := config.ValidateName(cfg.Name); err != nil {
+		return usageError{fmt.Errorf("%w%s", err, renamedFlags[cmd.Name()])}
 	}
 	a.cfg = cfg
 	a.log = newLogger(a.errOut, cfg.Verbose, cfg.Quiet)

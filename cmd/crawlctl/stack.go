@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/cluster"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
+	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
@@ -50,12 +52,21 @@ func (a *app) endpoints() (cluster.Endpoints, string, string, error) {
 	}
 	st, err := local.ReadState(p.Dir)
 	if errors.Is(err, local.ErrNotUp) {
-		return cluster.Endpoints{}, "", "", fmt.Errorf("stack %q is not up: run `crawlctl up` first", a.cfg.Name)
+		return cluster.Endpoints{}, "", "", notUp(a.cfg.Name, err)
 	}
 	if err != nil {
 		return cluster.Endpoints{}, "", "", err
 	}
 	return st.Endpoints, "", p.Dir, nil
+}
+
+// notUp says a stack is not up: that its supervisor died, when it did.
+func notUp(name string, err error) error {
+	var died *local.DiedError
+	if errors.As(err, &died) {
+		return died
+	}
+	return fmt.Errorf("stack %q is not up: run `crawlctl up` first", name)
 }
 
 // localProvider is the local provider of the configured stack name.
@@ -106,6 +117,9 @@ to the current flags.`,
   crawlctl up --provider kind --dry-run -d out/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validateUp(target, assignment, timeFactor, scrape, timeout); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			chosen, why, err := cluster.Choose(ctx, provider)
 			if err != nil {
@@ -206,6 +220,29 @@ to the current flags.`,
 	f.StringVarP(&dryRunDir, "dry-run-dir", "d", "crawlctl-dry-run", "where --dry-run writes")
 	f.StringVar(&hostMemory, "host-memory", "", "with --dry-run: the Docker VM's memory (e.g. 16Gi), so the kubelet reserves what is above the budget")
 	return cmd
+}
+
+// validateUp checks up's own flags before anything starts: a value out of
+// range is refused, never replaced by a default.
+func validateUp(target, assignment string, timeFactor float64, scrape, timeout time.Duration) error {
+	if target != "" {
+		if _, err := openlibrary.NewTarget(target); err != nil {
+			return usageErrorf("--target: %v", err)
+		}
+	}
+	if err := egress.Assignment(assignment).Validate(); err != nil {
+		return usageErrorf("--proxy-assignment: %v", err)
+	}
+	if !(timeFactor > 0) || math.IsInf(timeFactor, 0) {
+		return usageErrorf("--sim-time-factor %v: give a factor above 0 (1 is real time, 10 ten times faster)", timeFactor)
+	}
+	if scrape < 100*time.Millisecond {
+		return usageErrorf("--scrape-interval %v: give 100ms or more (default 5s)", scrape)
+	}
+	if timeout <= 0 {
+		return usageErrorf("--timeout %v: give a positive duration such as 2m", timeout)
+	}
+	return nil
 }
 
 // upKind runs the kind provider: a dry run writes its files (the cluster
@@ -313,7 +350,7 @@ func newStatusCommand(a *app) *cobra.Command {
 			}
 			st, err := p.Status(cmd.Context())
 			if errors.Is(err, local.ErrNotUp) {
-				return fmt.Errorf("stack %q is not up: run `crawlctl up`", a.cfg.Name)
+				return notUp(a.cfg.Name, err)
 			}
 			if err != nil {
 				return err
@@ -380,9 +417,9 @@ func newSeedCommand(a *app) *cobra.Command {
 terms. --count N takes the first N of the 20 built-in seeds (18 authors,
 Shakespeare first, and two works); --file reads one seed per line or a JSON
 list. A bad seed is reported and nothing is enqueued.
-(The stack is chosen by CRAWLCTL_NAME or the config file; --name names the run.)`,
+`,
 		Example: `  crawlctl seed --count 20
-  crawlctl seed --file seeds.txt --name poets --max-depth 2`,
+  crawlctl seed --file seeds.txt --run-name poets --max-depth 2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			seeds, err := readSeeds(count, file)
@@ -411,7 +448,7 @@ list. A bad seed is reported and nothing is enqueued.
 	f := cmd.Flags()
 	f.IntVar(&count, "count", 0, fmt.Sprintf("use the first N of the %d built-in seeds", len(openlibrary.Seeds)))
 	f.StringVar(&file, "file", "", "seed file: one seed per line, or a JSON list")
-	f.StringVar(&runName, "name", "run", "the run's name")
+	f.StringVar(&runName, "run-name", "run", "the run's name (--name selects the stack)")
 	f.IntVar(&maxDepth, "max-depth", api.DefaultMaxDepth, "how many links deep to crawl from the seeds")
 	return cmd
 }

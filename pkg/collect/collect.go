@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"time"
 
+	egresspool "github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/timeline"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
@@ -30,9 +32,11 @@ type Options struct {
 	// StuckAfter is how long a partition's lag must stay flat and non-zero
 	// to count as stuck (1m).
 	StuckAfter time.Duration
-	// Settings are recorded in run.json as they are (the stack's spec,
-	// budget plan...).
-	Settings any
+	// Timeline is the stack's recorded settings (timeline.Read): the run is
+	// named after the settings in force when it drained, and run.json lists
+	// every change during it. Without one the folder counts the egress
+	// labels the fetches carry.
+	Timeline []timeline.Entry
 }
 
 // Result is where the snapshot went and what it says.
@@ -93,8 +97,17 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	runEnd := end
+	if !run.DrainedAt.IsZero() {
+		runEnd = run.DrainedAt
+	}
+	during := timeline.During(o.Timeline, run.CreatedAt, runEnd)
+	var settings *timeline.Entry
+	if len(during) > 0 {
+		settings = &during[len(during)-1]
+	}
 	if o.Name == "" {
-		o.Name = fmt.Sprintf("%d_seed_%d_proxies", len(run.Seeds), max(1, len(fetches)))
+		o.Name = fmt.Sprintf("%d_seed_%d_proxies", len(run.Seeds), proxiesAtEnd(settings, fetches))
 	}
 	dir := filepath.Join(o.Out, o.Scenario, o.Name)
 	for _, sub := range []string{"csv_data", "screenshots"} {
@@ -111,11 +124,12 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	sum := summarize(run, panels, egress, fetches, o.StuckAfter)
+	sum.Timeline = during
 	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(sum.Markdown(run)), 0o644); err != nil {
 		return nil, err
 	}
 	meta := map[string]any{
-		"run": run, "settings": o.Settings, "prometheus": o.Prometheus, "api": o.API,
+		"run": run, "settings": settings, "timeline": during, "prometheus": o.Prometheus, "api": o.API,
 		"window":  map[string]any{"start": start, "end": end, "step": o.Step.String(), "rate_window": o.RateWindow.String()},
 		"summary": sum,
 	}
@@ -127,6 +141,22 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Dir: dir, Summary: sum}, nil
+}
+
+// proxiesAtEnd is the number of proxies in force when the run ended, or
+// without a recorded timeline the number of egress proxies fetches went
+// through.
+func proxiesAtEnd(settings *timeline.Entry, fetches map[string]float64) int {
+	if settings != nil {
+		return settings.Proxies
+	}
+	n := 0
+	for e, v := range fetches {
+		if e != egresspool.None && e != "" && v > 0 {
+			n++
+		}
+	}
+	return max(1, n)
 }
 
 // writeCSV writes a time column and one column per series.

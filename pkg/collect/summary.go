@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
+	egresspool "github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/timeline"
 )
 
 // StuckWindow is a partition whose lag stayed flat and non-zero.
@@ -38,6 +40,9 @@ type Summary struct {
 	PeakEdgesPerSec float64            `json:"peak_edges_per_second"`
 	MeanEdgesPerSec float64            `json:"mean_edges_per_second"`
 	DLQByReason     map[string]int64   `json:"dlq_by_reason"`
+	// Timeline is the settings in force during the run (run.json has it at
+	// its top level).
+	Timeline []timeline.Entry `json:"-"`
 }
 
 func panel(ps []*PanelData, file string) *PanelData {
@@ -120,6 +125,34 @@ func stuck(ser Series, after time.Duration) []StuckWindow {
 	return out
 }
 
+// writeSettings says which settings the run ran with and when they changed.
+func (s Summary) writeSettings(b *strings.Builder) {
+	if len(s.Timeline) == 0 {
+		return
+	}
+	e := s.Timeline[0]
+	fmt.Fprintf(b, "- Settings: %s, %d proxies (%s), %d partitions, %d graph writer(s), up to %d workers\n",
+		e.Provider, e.Proxies, e.ProxyAssignment, e.Partitions, e.GraphWriters, e.MaxWorkers)
+	for i, n := range s.Timeline[1:] {
+		p := s.Timeline[i]
+		var changed []string
+		for _, c := range []struct {
+			what     string
+			from, to any
+		}{{"proxies", p.Proxies, n.Proxies}, {"proxy assignment", p.ProxyAssignment, n.ProxyAssignment},
+			{"partitions", p.Partitions, n.Partitions}, {"graph writers", p.GraphWriters, n.GraphWriters},
+			{"max workers", p.MaxWorkers, n.MaxWorkers}} {
+			if c.from != c.to {
+				changed = append(changed, fmt.Sprintf("%s %v→%v", c.what, c.from, c.to))
+			}
+		}
+		if len(changed) == 0 {
+			changed = []string{"settings reapplied"}
+		}
+		fmt.Fprintf(b, "  - changed at %s: %s\n", n.At.Format(time.TimeOnly), strings.Join(changed, ", "))
+	}
+}
+
 // Markdown is the summary as summary.md.
 func (s Summary) Markdown(run *runstate.Run) string {
 	var b strings.Builder
@@ -144,9 +177,12 @@ func (s Summary) Markdown(run *runstate.Run) string {
 				w.To.Format(time.TimeOnly), w.To.Sub(w.From))
 		}
 	}
+	s.writeSettings(&b)
 	egress := make([]string, 0, len(s.Requests))
 	for e := range s.Requests {
-		egress = append(egress, e)
+		if e != egresspool.None {
+			egress = append(egress, e)
+		}
 	}
 	sort.Strings(egress)
 	fmt.Fprintf(&b, "- 429s per egress:")
@@ -158,6 +194,9 @@ func (s Summary) Markdown(run *runstate.Run) string {
 		fmt.Fprintf(&b, " %s %.0f of %.0f requests (%.1f%%);", e, s.RateLimited[e], s.Requests[e], pct)
 	}
 	b.WriteString("\n")
+	if n := s.Requests[egresspool.None]; n > 0 {
+		fmt.Fprintf(&b, "- Fetches that reached no egress proxy (every proxy down, or no pacing slot in time): %.0f\n", n)
+	}
 	fmt.Fprintf(&b, "- Worker replicas: peak %.0f;", s.PeakWorkers)
 	for _, r := range s.Replicas {
 		fmt.Fprintf(&b, " %s %.0f→%.0f;", r.At.Format(time.TimeOnly), r.From, r.To)

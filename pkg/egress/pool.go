@@ -46,6 +46,19 @@ const (
 	AssignHash Assignment = "hash"
 )
 
+// None is the egress label of a fetch that never reached an egress proxy
+// (every proxy down, or the pool gave up waiting for one): metrics count it
+// under this value, never under an empty one.
+const None = "none"
+
+// Validate says whether a is an assignment the pool knows.
+func (a Assignment) Validate() error {
+	if a != AssignPace && a != AssignHash {
+		return fmt.Errorf("proxy assignment %q: use pace or hash", string(a))
+	}
+	return nil
+}
+
 // Scope is what a rate limit applies to.
 type Scope string
 
@@ -124,8 +137,8 @@ func New(opts Options) (*Pool, error) {
 	if opts.Assignment == "" {
 		opts.Assignment = AssignPace
 	}
-	if opts.Assignment != AssignPace && opts.Assignment != AssignHash {
-		return nil, fmt.Errorf("proxy assignment %q: use pace or hash", opts.Assignment)
+	if err := opts.Assignment.Validate(); err != nil {
+		return nil, err
 	}
 	if opts.Scope == "" {
 		opts.Scope = ScopeEgress
@@ -286,7 +299,7 @@ func (p *Pool) Fetch(req *http.Request) (*http.Response, string, error) {
 			if lastErr != nil {
 				err = fmt.Errorf("%w (last failure: %v)", err, lastErr)
 			}
-			return nil, "", err
+			return nil, None, err
 		}
 		resp, err := p.send(m, req)
 		if err == nil {
@@ -302,7 +315,7 @@ func (p *Pool) Fetch(req *http.Request) (*http.Response, string, error) {
 		lastErr = err
 		p.m.failovers.Inc()
 	}
-	return nil, "", fmt.Errorf("%w: every proxy failed; last: %v", ErrNoEgress, lastErr)
+	return nil, None, fmt.Errorf("%w: every proxy failed; last: %v", ErrNoEgress, lastErr)
 }
 
 // feedback lowers a queue's rate after a 429, or lets it recover.

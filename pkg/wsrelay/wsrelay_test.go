@@ -148,7 +148,9 @@ func TestDialFailsClearly(t *testing.T) {
 // TestKeepalive: a client that answers pings stays connected through
 // silent intervals; one that answers nothing is dropped after three.
 func TestKeepalive(t *testing.T) {
-	r := relay(t, wsURL(echo(t, nil)), Options{PingInterval: 100 * time.Millisecond})
+	// 500ms pings: a client is dropped after 1.5s without a pong, far more
+	// than a busy machine's scheduling stalls.
+	r := relay(t, wsURL(echo(t, nil)), Options{PingInterval: 500 * time.Millisecond})
 	alive, _, err := websocket.DefaultDialer.Dial(wsURL(r), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +166,7 @@ func TestKeepalive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer deaf.Close()
-	time.Sleep(800 * time.Millisecond) // deaf reads nothing, so answers no ping
+	time.Sleep(4 * time.Second) // deaf reads nothing, so answers no ping
 	select {
 	case err := <-readErr:
 		t.Fatalf("a client answering pings was dropped: %v", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/timeline"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
@@ -256,7 +257,9 @@ func checkCollect(t *testing.T, c crawlctl, runID string) {
 	}
 	// The summary's numbers are the CSVs' numbers.
 	var meta struct {
-		Summary struct {
+		Settings timeline.Entry   `json:"settings"`
+		Timeline []timeline.Entry `json:"timeline"`
+		Summary  struct {
 			PeakLag         float64 `json:"peak_lag"`
 			PeakEdgesPerSec float64 `json:"peak_edges_per_second"`
 			PeakWorkers     float64 `json:"peak_workers"`
@@ -265,6 +268,14 @@ func checkCollect(t *testing.T, c crawlctl, runID string) {
 	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
 	if err != nil || json.Unmarshal(b, &meta) != nil {
 		t.Fatalf("run.json: %v", err)
+	}
+	// The run started with 2 proxies and drained with 3: the folder is named
+	// after the settings at drain, and the timeline says when they changed.
+	if meta.Settings.Proxies != 3 {
+		t.Errorf("run.json settings: %d proxies, want 3", meta.Settings.Proxies)
+	}
+	if tl := meta.Timeline; len(tl) != 2 || tl[0].Proxies != 2 || tl[1].Proxies != 3 || !tl[1].At.After(tl[0].At) {
+		t.Errorf("run.json timeline %+v, want 2 proxies then 3", tl)
 	}
 	if got := maxRowSum(csvs["frontier_lag"], -1); got != meta.Summary.PeakLag || got == 0 {
 		t.Errorf("peak lag: CSV %v, summary %v", got, meta.Summary.PeakLag)
@@ -277,7 +288,7 @@ func checkCollect(t *testing.T, c crawlctl, runID string) {
 		t.Errorf("peak workers: CSV %v, summary %v", got, meta.Summary.PeakWorkers)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "summary.md"))
-	if err != nil || !strings.Contains(string(md), "Time to drain") {
+	if err != nil || !strings.Contains(string(md), "Time to drain") || !strings.Contains(string(md), "proxies 2→3") {
 		t.Errorf("summary.md: %v\n%s", err, md)
 	}
 	// The picture decodes and is not blank.

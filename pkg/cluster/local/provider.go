@@ -61,12 +61,34 @@ func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*U
 	if err != nil {
 		return nil, err // refused before anything starts
 	}
-	if st, err := ReadState(p.Dir); err == nil {
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	unlock, err := lockStack(lctx, p.Dir, p.step)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := ReadState(p.Dir)
+	switch {
+	case err == nil:
 		if reflect.DeepEqual(st.Spec, spec) {
 			return &UpResult{AlreadyUp: true, State: st, Plan: plan}, nil
 		}
 		return p.change(ctx, st, spec, plan, timeout)
+	case !errors.Is(err, ErrNotUp):
+		return nil, err
 	}
+	if pid, err := supervisorPID(p.Dir); err != nil {
+		return nil, err
+	} else if pid != 0 {
+		return nil, fmt.Errorf("a supervisor (pid %d) runs stack %q but never reported ready: see %s, or stop it with crawlctl down",
+			pid, spec.Name, filepath.Join(p.Dir, logDir, "supervisor.log"))
+	}
+	var died *DiedError
+	if errors.As(err, &died) {
+		p.step("the stack's previous supervisor (pid %d) had died: starting anew", died.PID)
+	}
+	os.Remove(filepath.Join(p.Dir, stateFile)) // a dead supervisor's
 	p.step("preflight: plan fits: %d proxies, %d graph writer(s), up to %d workers", plan.Proxies, plan.GraphWriters, min(plan.MaxWorkers, plan.Partitions))
 	if plan.GridWorkers > 0 {
 		if err := playwright.Check(""); err != nil {
@@ -170,28 +192,50 @@ func adminReady(st *State) bool {
 
 // Down stops the stack: the supervisor drains and stops every child, then
 // exits. purge also deletes the state directory (logs, graph store).
-// Stopping a stack that is not up is not an error.
+// Stopping a stack that is not up is not an error; the state a dead
+// supervisor left is removed, and no process is signalled but the
+// supervisor that holds the stack's lock.
 func (p *Provider) Down(ctx context.Context, purge bool, timeout time.Duration) (bool, error) {
-	st, err := ReadState(p.Dir)
-	wasUp := err == nil
-	if err != nil && !errors.Is(err, ErrNotUp) {
+	if purge {
+		if err := ownDir(p.Dir); err != nil {
+			return false, err
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	unlock, err := lockStack(lctx, p.Dir, p.step)
+	if err != nil {
 		return false, err
 	}
+	defer unlock()
+	pid, err := supervisorPID(p.Dir)
+	if err != nil {
+		return false, err
+	}
+	wasUp := pid != 0
 	if wasUp {
-		p.step("stopping the supervisor (pid %d): workers drain, then graph writers and proxies stop", st.PID)
-		if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		p.step("stopping the supervisor (pid %d): workers drain, then graph writers and proxies stop", pid)
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return true, fmt.Errorf("signalling the supervisor: %w", err)
 		}
 		deadline := time.Now().Add(timeout)
-		for proc.Alive(st.PID) {
+		for proc.Alive(pid) {
 			if time.Now().After(deadline) {
-				return true, fmt.Errorf("the supervisor (pid %d) did not stop within %v", st.PID, timeout)
+				return true, fmt.Errorf("the supervisor (pid %d) did not stop within %v", pid, timeout)
 			}
 			select {
 			case <-ctx.Done():
 				return true, ctx.Err()
 			case <-time.After(50 * time.Millisecond):
 			}
+		}
+	} else {
+		var died *DiedError
+		if _, err := ReadState(p.Dir); errors.As(err, &died) {
+			p.step("%v", died)
+		}
+		if err := os.Remove(filepath.Join(p.Dir, stateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("removing the stale state: %w", err)
 		}
 	}
 	if purge {

@@ -15,9 +15,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/config"
 )
 
 // Spec is what `up` asks the supervisor for (spec.json in the state dir).
@@ -95,8 +95,21 @@ type State struct {
 }
 
 // StateDir is $XDG_STATE_HOME/crawlctl/<name>, else
-// ~/.local/state/crawlctl/<name>.
+// ~/.local/state/crawlctl/<name>. The name must be a valid stack name
+// (config.ValidateName), so the directory is always one entry of the root.
 func StateDir(name string) (string, error) {
+	if err := config.ValidateName(name); err != nil {
+		return "", err
+	}
+	root, err := stateRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, name), nil
+}
+
+// stateRoot is the directory every stack's state directory is in.
+func stateRoot() (string, error) {
 	base := os.Getenv("XDG_STATE_HOME")
 	if base == "" {
 		home, err := os.UserHomeDir()
@@ -105,7 +118,28 @@ func StateDir(name string) (string, error) {
 		}
 		base = filepath.Join(home, ".local", "state")
 	}
-	return filepath.Join(base, "crawlctl", name), nil
+	abs, err := filepath.Abs(filepath.Join(base, "crawlctl"))
+	if err != nil {
+		return "", fmt.Errorf("finding the state directory: %w", err)
+	}
+	return abs, nil
+}
+
+// ownDir checks that dir is one stack's directory: a valid stack name
+// directly under the state root. Nothing outside it is ever deleted.
+func ownDir(dir string) error {
+	root, err := stateRoot()
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if filepath.Dir(abs) != root || config.ValidateName(filepath.Base(abs)) != nil {
+		return fmt.Errorf("%s is not a stack's state directory (one entry of %s): not deleting it", dir, root)
+	}
+	return nil
 }
 
 const (
@@ -137,17 +171,67 @@ func readJSON(path string, v any) error {
 // ErrNotUp is returned when no stack of that name runs.
 var ErrNotUp = errors.New("no local stack is up")
 
-// ReadState returns the running stack's state.
+// DiedError is the state a supervisor left when it died (a crash, kill -9,
+// a reboot): it is reported, never trusted or signalled. It is an ErrNotUp.
+type DiedError struct {
+	Dir       string
+	PID       int
+	StartedAt time.Time
+	// LastWrite is when the metrics store last wrote: about when it died.
+	LastWrite time.Time
+}
+
+func (e *DiedError) Error() string {
+	msg := fmt.Sprintf("stack %q is not up: its supervisor (pid %d, up since %s) died", filepath.Base(e.Dir), e.PID,
+		e.StartedAt.Local().Format(time.DateTime))
+	if !e.LastWrite.IsZero() {
+		msg += fmt.Sprintf(" at about %s (its metrics' last write)", e.LastWrite.Local().Format(time.DateTime))
+	}
+	return msg + fmt.Sprintf("; the run it was crawling is lost with its in-memory broker and Redis, its metrics and graph stay in %s. "+
+		"`crawlctl up` starts the stack anew; `crawlctl down --purge` deletes what is left", e.Dir)
+}
+
+// Is makes a DiedError an ErrNotUp.
+func (e *DiedError) Is(target error) bool { return target == ErrNotUp }
+
+// ReadState returns the running stack's state. Its pid is trusted only
+// while the supervisor that wrote it holds its lock (supervisorPID).
 func ReadState(dir string) (*State, error) {
+	pid, err := supervisorPID(dir)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, stateFile)
 	var st State
-	if err := readJSON(filepath.Join(dir, stateFile), &st); err != nil {
+	if err := readJSON(path, &st); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrNotUp
 		}
-		return nil, err
+		if pid == 0 {
+			return nil, fmt.Errorf("%s is damaged (%v) and no supervisor runs the stack: `crawlctl down --purge` deletes the stack's state", path, err)
+		}
+		return nil, fmt.Errorf("%s is damaged (%v) while the stack's supervisor (pid %d) runs: `crawlctl down` stops it", path, err, pid)
 	}
-	if !proc.Alive(st.PID) {
-		return nil, ErrNotUp
+	switch {
+	case pid == 0:
+		return nil, &DiedError{Dir: dir, PID: st.PID, StartedAt: st.StartedAt, LastWrite: lastWrite(filepath.Join(dir, "tsdb"))}
+	case st.PID != pid:
+		return nil, ErrNotUp // a new supervisor is starting; the state is its predecessor's
 	}
 	return &st, nil
+}
+
+// lastWrite is the newest modification time of the files below dir.
+func lastWrite(dir string) time.Time {
+	var newest time.Time
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if info, err := d.Info(); err == nil && info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+		return nil
+	})
+	return newest
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 	"github.com/crawlctl/crawlctl/pkg/runtime/olsim"
 	"github.com/crawlctl/crawlctl/pkg/serve"
+	"github.com/crawlctl/crawlctl/pkg/timeline"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
@@ -105,6 +106,11 @@ func freeAddr() (string, error) {
 // RunSupervisor reads spec.json in dir and runs the stack until ctx ends,
 // then stops every child (draining them) and removes state.json.
 func RunSupervisor(ctx context.Context, dir string, log *slog.Logger) error {
+	lock, err := holdSupervisorLock(dir)
+	if err != nil {
+		return err // another supervisor runs this stack: touch nothing of it
+	}
+	defer lock.Close()
 	var spec Spec
 	if err := readJSON(filepath.Join(dir, specFile), &spec); err != nil {
 		return fmt.Errorf("reading the stack spec: %w", err)
@@ -288,6 +294,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 	if err := writeJSON(filepath.Join(s.dir, stateFile), st); err != nil {
 		return err
 	}
+	s.recordSettings()
 	s.log.Info("stack ready", "api", st.Endpoints.API, "proxies", s.plan.Proxies, "max_workers", s.maxWorkers())
 
 	t := time.NewTicker(s.spec.PollInterval)
@@ -315,7 +322,16 @@ func (s *Supervisor) run(ctx context.Context) error {
 			if err := writeJSON(filepath.Join(s.dir, stateFile), st); err != nil {
 				s.log.Error("writing the state", "err", err)
 			}
+			s.recordSettings()
 		}
+	}
+}
+
+// recordSettings appends the settings now in force to the stack's
+// timeline, which collect reads to name and describe a run.
+func (s *Supervisor) recordSettings() {
+	if err := timeline.Append(s.dir, timeline.New(cluster.Local, s.plan, s.spec.ProxyAssignment, s.spec)); err != nil {
+		s.log.Error("recording the settings", "err", err)
 	}
 }
 

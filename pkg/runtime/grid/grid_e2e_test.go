@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -102,20 +103,25 @@ func (s *stack) browser(t *testing.T, name string, args ...string) *proc {
 	return s.start(t, name, append([]string{"browser", "--redis", s.redis, "--playwright-dir", s.pw}, args...)...)
 }
 
+// grid starts a grid proxy on the stack's registry. Its clients may wait
+// up to 2 minutes for a worker (a test's own --worker-select-timeout comes
+// later and wins): on a slow machine a Chromium session or restart takes
+// long, and the test's behaviour, not the machine's speed, must decide.
 func (s *stack) grid(t *testing.T, args ...string) *proc {
-	return s.start(t, "grid", append([]string{"grid", "--redis", s.redis, "--health-interval", "500ms"}, args...)...)
+	return s.start(t, "grid", append([]string{"grid", "--redis", s.redis, "--health-interval", "500ms", "--worker-select-timeout", "2m"}, args...)...)
 }
 
 func wsURL(p *proc) string { return "ws" + strings.TrimPrefix(p.base, "http") + "/" }
 
 type result struct {
-	I         int    `json:"i"`
-	OK        bool   `json:"ok"`
-	Title     string `json:"title"`
-	ConnectMs int64  `json:"connectMs"`
-	StartedAt int64  `json:"startedAt"`
-	EndedAt   int64  `json:"endedAt"`
-	Error     string `json:"error"`
+	I           int    `json:"i"`
+	OK          bool   `json:"ok"`
+	Title       string `json:"title"`
+	ConnectMs   int64  `json:"connectMs"`
+	StartedAt   int64  `json:"startedAt"`
+	ConnectedAt int64  `json:"connectedAt"`
+	EndedAt     int64  `json:"endedAt"`
+	Error       string `json:"error"`
 }
 
 type clientPlan struct {
@@ -124,6 +130,9 @@ type clientPlan struct {
 	Concurrency int    `json:"concurrency"`
 	URL         string `json:"url"`
 	HoldMs      int    `json:"holdMs"`
+	// ConnectTimeoutMs bounds the client's connect, queueing included
+	// (150 s when 0, above the grid helper's 2m select timeout).
+	ConnectTimeoutMs int `json:"connectTimeoutMs,omitempty"`
 }
 
 // clients runs the Playwright client with plan and returns its sessions.
@@ -244,24 +253,36 @@ func TestConcurrentSessionsReadTitles(t *testing.T) {
 func TestFullWorkerQueuesThenServes(t *testing.T) {
 	s := newStack(t)
 	s.browser(t, "browser", "--max-concurrent-sessions", "5")
-	g := s.grid(t, "--worker-select-timeout", "10s")
+	// Queued sessions wait for the first five to end; on a slow machine
+	// that takes long, so the timeouts are far above it: the queue, not the
+	// machine's speed, decides who waits.
+	g := s.grid(t, "--worker-select-timeout", "2m")
 	waitWorkers(t, g, 1)
 	peak := sampler(func() int { return activeConnections(t, g) })
-	rs := s.clients(t, clientPlan{WS: wsURL(g), Sessions: 10, Concurrency: 10, URL: s.page, HoldMs: 1500})
+	rs := s.clients(t, clientPlan{WS: wsURL(g), Sessions: 10, Concurrency: 10, URL: s.page, HoldMs: 1500, ConnectTimeoutMs: 180_000})
 	if p := peak(); p != 5 {
 		t.Errorf("peak active sessions %d, want 5 (one worker, five slots)", p)
+	}
+	firstEnd := int64(math.MaxInt64)
+	for _, r := range rs {
+		if r.OK {
+			firstEnd = min(firstEnd, r.EndedAt)
+		}
 	}
 	waited := 0
 	for _, r := range rs {
 		if !r.OK {
 			t.Errorf("session %d failed: %s", r.I, r.Error)
 		}
-		if r.ConnectMs >= 1000 { // waited for one of the first five to end
+		if r.ConnectedAt >= firstEnd { // got a slot only once a session had ended
 			waited++
 		}
 	}
-	if waited != 5 {
-		t.Errorf("%d sessions waited for a slot, want 5", waited)
+	// Five slots: at most five sessions can have connected before the
+	// first one ended, so at least five waited (more when a first connect
+	// is slow on a busy machine).
+	if waited < 5 {
+		t.Errorf("%d sessions waited for a slot, want at least 5", waited)
 	}
 }
 
@@ -276,7 +297,8 @@ func TestFullWorkerAnswers503AfterTimeout(t *testing.T) {
 	// Five Playwright clients hold every slot.
 	held := make(chan []result, 1)
 	go func() {
-		held <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 5, Concurrency: 5, URL: s.page, HoldMs: 8000})
+		// Held long enough for every step below on a slow machine.
+		held <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 5, Concurrency: 5, URL: s.page, HoldMs: 30_000})
 	}()
 	testenv.Eventually(t, 20*time.Second, "five live sessions", func() bool { return activeConnections(t, g) == 5 })
 
@@ -307,7 +329,7 @@ func TestFullWorkerAnswers503AfterTimeout(t *testing.T) {
 			c.Close()
 		})
 	}
-	testenv.Eventually(t, 5*time.Second, "two clients queued", func() bool {
+	testenv.Eventually(t, 30*time.Second, "two clients queued", func() bool {
 		return strings.Contains(prom(t, gq), "crawl_grid_queue_clients 2")
 	})
 	start = time.Now()
@@ -315,7 +337,7 @@ func TestFullWorkerAnswers503AfterTimeout(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("client beyond the queue: %v %v, want 429", err, resp)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
+	if d := time.Since(start); d > 10*time.Second { // far below the 60s a queued client would wait
 		t.Errorf("429 took %v; it should be at once", d)
 	}
 	wg.Wait()
@@ -408,7 +430,7 @@ func TestKilledWorkerGetsNoSession(t *testing.T) {
 func TestTwoGridsShareOneRegistry(t *testing.T) {
 	s := newStack(t)
 	s.browser(t, "browser", "--max-concurrent-sessions", "5")
-	g1, g2 := s.grid(t, "--worker-select-timeout", "15s"), s.grid(t, "--worker-select-timeout", "15s")
+	g1, g2 := s.grid(t), s.grid(t)
 	waitWorkers(t, g1, 1)
 	peak := sampler(func() int { return max(activeConnections(t, g1), activeConnections(t, g2)) })
 	var wg sync.WaitGroup
@@ -458,7 +480,9 @@ func TestRestartAndStopKeepLiveSessions(t *testing.T) {
 	first := pid()
 	held := make(chan []result, 1)
 	go func() {
-		held <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 1, URL: s.page, HoldMs: 4000})
+		// Held far longer than the hand-off takes on a slow machine, so the
+		// session is live through it.
+		held <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 1, URL: s.page, HoldMs: 25_000})
 	}()
 	testenv.Eventually(t, 20*time.Second, "a live session", func() bool { return activeConnections(t, g) == 1 })
 	syscall.Kill(first, syscall.SIGHUP)
@@ -470,7 +494,7 @@ func TestRestartAndStopKeepLiveSessions(t *testing.T) {
 	second := pid()
 	late := make(chan []result, 1)
 	go func() {
-		late <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 1, URL: s.page, HoldMs: 2000})
+		late <- s.clients(t, clientPlan{WS: wsURL(g), Sessions: 1, URL: s.page, HoldMs: 8000})
 	}()
 	testenv.Eventually(t, 20*time.Second, "two live sessions", func() bool { return activeConnections(t, g) == 2 })
 	syscall.Kill(second, syscall.SIGTERM)
@@ -479,7 +503,7 @@ func TestRestartAndStopKeepLiveSessions(t *testing.T) {
 			t.Errorf("a session live through a restart or a drain failed: %s", rs[0].Error)
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, "the old grid process to exit", func() bool { return syscall.Kill(first, 0) != nil })
+	testenv.Eventually(t, time.Minute, "the old grid process to exit", func() bool { return syscall.Kill(first, 0) != nil })
 }
 
 // TestWithoutRedis: a grid listing its workers keeps an in-memory
@@ -487,7 +511,7 @@ func TestRestartAndStopKeepLiveSessions(t *testing.T) {
 func TestWithoutRedis(t *testing.T) {
 	s := newStack(t)
 	w := s.start(t, "browser", "browser", "--playwright-dir", s.pw, "--max-lifetime-sessions", "2")
-	g := s.start(t, "grid", "grid", "--worker", w.base, "--health-interval", "300ms")
+	g := s.start(t, "grid", "grid", "--worker", w.base, "--health-interval", "300ms", "--worker-select-timeout", "2m")
 	waitWorkers(t, g, 1)
 	rs := s.clients(t, clientPlan{WS: wsURL(g), Sessions: 4, Concurrency: 1, URL: s.page})
 	for _, r := range rs {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crawlctl/crawlctl/pkg/crawl"
+	egresspool "github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/topics"
@@ -89,6 +90,9 @@ func (w *Worker) fetch(ctx context.Context, u string) fetchResult {
 	req.Header.Set("Accept", "application/json")
 	start := time.Now()
 	resp, egress, err := w.opts.Fetcher.Fetch(req)
+	if egress == "" {
+		egress = egresspool.None
+	}
 	if err != nil {
 		w.m.fetches.WithLabelValues(egress, "error").Inc()
 		w.m.fetchDuration.WithLabelValues(egress).Observe(time.Since(start).Seconds())

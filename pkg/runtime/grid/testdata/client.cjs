@@ -1,8 +1,8 @@
 // A real Playwright client for the grid tests. Config (JSON, argv[2]):
-// {ws, sessions, concurrency, url, holdMs}. Runs `sessions` sessions,
+// {ws, sessions, concurrency, url, holdMs, connectTimeoutMs}. Runs `sessions` sessions,
 // `concurrency` at a time; each connects, opens url in a new page, reads
 // the title, holds holdMs, closes. Prints one JSON line per session:
-// {i, ok, title, connectMs, startedAt, endedAt, error}.
+// {i, ok, title, connectMs, startedAt, connectedAt, endedAt, error}.
 const { chromium } = require('playwright-core');
 
 const cfg = JSON.parse(process.argv[2]);
@@ -12,8 +12,9 @@ async function session(i) {
   const out = { i, ok: false, startedAt };
   let browser;
   try {
-    browser = await chromium.connect(cfg.ws, { timeout: 30000 });
-    out.connectMs = Date.now() - startedAt;
+    browser = await chromium.connect(cfg.ws, { timeout: cfg.connectTimeoutMs || 150000 });
+    out.connectedAt = Date.now();
+    out.connectMs = out.connectedAt - startedAt;
     const page = await browser.newPage();
     if (cfg.url) await page.goto(cfg.url);
     out.title = await page.title();
