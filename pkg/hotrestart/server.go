@@ -119,6 +119,11 @@ func (s *Server) Run(ctx context.Context) error {
 		main = httpServing{srv: s.HTTP, drainer: Track(s.HTTP)}
 	}
 
+	// SIGHUP is ours before anyone can know our pid (Ready, the pid file):
+	// its default action would kill this process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	errc := make(chan error, 2)
 	go func() { errc <- main.Serve(ln) }()
 	if admin != nil {
@@ -131,9 +136,6 @@ func (s *Server) Run(ctx context.Context) error {
 	s.writePID(log)
 	log.Info(s.Name+" serving", "addr", ln.Addr().String(), "admin", s.AdminListen, "inherited", ls.Inherited())
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 wait:
 	for {
 		select {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crawlctl/crawlctl/pkg/hotrestart"
 )
 
 // connServer serves the proxy's client connections itself: a loop per
@@ -25,10 +27,12 @@ import (
 // writers) was half the proxy's CPU; this loop parses only what a forward
 // proxy must understand and passes the rest through as bytes.
 //
-// Drain keeps the guarantees http.Server plus hotrestart.Drainer gave: a
-// connection that is between requests is closed at once, one in the middle
-// of a request (or not yet past its first) finishes it with
-// "Connection: close", and nothing is cut before the deadline.
+// Drain loses no request, also for clients that never retry: a connection
+// is closed only after a response that said "Connection: close", or once it
+// has been idle for hotrestart.IdleGrace with nothing sent. Closing a keep-alive
+// connection the moment it goes idle would race the client's next request,
+// already on the wire (wrk counts those as read errors; Go's Transport
+// hides them by retrying). Nothing is cut before the drain deadline.
 type connServer struct {
 	p                 *Proxy
 	maxHeaderBytes    int
@@ -41,6 +45,10 @@ type connServer struct {
 	conns    map[*clientConn]struct{}
 	ln       net.Listener
 	draining atomic.Bool
+	// idleUntil is, once draining, when idle connections are closed
+	// (UnixNano): until then each may still send its next request, which
+	// is answered with Connection: close.
+	idleUntil atomic.Int64
 }
 
 // Connection states, for the drain.
@@ -55,6 +63,8 @@ type clientConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	state atomic.Int32
+	// graced is set once Drain gave the connection its idle deadline.
+	graced atomic.Bool
 	// hdr holds the current request's header block, resp the upstream
 	// response's (both reused).
 	hdr, resp []byte
@@ -106,14 +116,23 @@ func (s *connServer) Serve(ln net.Listener) error {
 // Drain lets every connection finish the request it is in and closes the
 // idle ones, until none is busy or ctx ends (then it closes the rest).
 func (s *connServer) Drain(ctx context.Context) error {
+	until := time.Now().Add(hotrestart.IdleGrace)
+	if d, ok := ctx.Deadline(); ok && d.Before(until) {
+		until = d
+	}
+	s.idleUntil.Store(until.UnixNano())
 	s.draining.Store(true)
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
 		for cc := range s.conns {
-			if cc.state.Load() == stateIdle {
-				cc.SetReadDeadline(time.Now()) // wakes its loop, which closes it
+			if cc.state.Load() == stateIdle && !cc.graced.Swap(true) {
+				// Idle since before the drain: its loop closes it if no
+				// request comes by then; one that comes is answered with
+				// Connection: close. (Connections going idle from now on
+				// take this deadline themselves.)
+				cc.SetReadDeadline(until)
 			}
 		}
 		n := len(s.conns)
@@ -132,6 +151,18 @@ func (s *connServer) Drain(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// idleDeadline is how long a connection between requests waits for the
+// next one: the idle timeout, or once draining the drain's grace.
+func (s *connServer) idleDeadline() time.Time {
+	d := time.Now().Add(s.idleTimeout)
+	if s.draining.Load() {
+		if until := time.Unix(0, s.idleUntil.Load()); until.Before(d) {
+			d = until
+		}
+	}
+	return d
 }
 
 func (s *connServer) forget(cc *clientConn) {
@@ -159,13 +190,11 @@ func (s *connServer) serve(cc *clientConn) {
 	}()
 	for served := 0; ; served++ {
 		if served > 0 {
-			if s.draining.Load() {
-				return
-			}
 			cc.state.Store(stateIdle)
-			cc.SetReadDeadline(time.Now().Add(s.idleTimeout))
+			// Draining, Drain's ticks keep this at its grace deadline.
+			cc.SetReadDeadline(s.idleDeadline())
 			if _, err := cc.br.Peek(1); err != nil {
-				return // closed, idle too long, or drained
+				return // closed, idle too long, or idle past the drain's grace
 			}
 			cc.state.Store(stateActive)
 		}

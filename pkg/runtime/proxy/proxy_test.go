@@ -11,20 +11,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/internal/testenv"
 )
 
@@ -281,94 +276,6 @@ func TestMalformedAndOversized(t *testing.T) {
 		t.Fatalf("after bad requests: %v %v", resp, err)
 	}
 	resp.Body.Close()
-}
-
-// TestReloadLosesNoRequest sends requests without pause over keep-alive
-// connections while the proxy process gets 20 SIGHUPs; every request must
-// succeed.
-func TestReloadLosesNoRequest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts 21 processes")
-	}
-	be := newBackend(t)
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "proxy.pid")
-	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CRAWLCTL_TEST_HELPER=proxy", "HELPER_ALLOW="+hostOf(be.URL),
-		"HELPER_LISTEN="+listen, "HELPER_PIDFILE="+pidFile)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go cmd.Wait()
-	pid := func() int {
-		b, _ := os.ReadFile(pidFile)
-		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return n
-	}
-	testenv.Eventually(t, 10*time.Second, "the proxy to write its pid", func() bool { return pid() > 0 })
-	t.Cleanup(func() {
-		if p := pid(); p > 0 {
-			syscall.Kill(p, syscall.SIGTERM)
-		}
-	})
-
-	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: listen}), MaxIdleConnsPerHost: 8}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				resp, err := client.Get(be.URL + "/reload")
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-				} else {
-					ok.Add(1)
-				}
-			}
-		})
-	}
-	seen := map[int]bool{}
-	for i := range 20 {
-		old := pid()
-		seen[old] = true
-		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
-			t.Fatalf("reload %d: %v", i, err)
-		}
-		testenv.Eventually(t, 20*time.Second, "the new process to take over", func() bool { p := pid(); return p != old && p > 0 })
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	wg.Wait()
-	t.Logf("%d requests through 20 reloads, %d failed (%d processes)", ok.Load(), failed.Load(), len(seen)+1)
-	if failed.Load() != 0 {
-		t.Errorf("%d requests failed during reloads; first: %v", failed.Load(), firstErr.Load())
-	}
-	if ok.Load() < 1000 {
-		t.Errorf("only %d requests went through: the test did not load the proxy", ok.Load())
-	}
-	// Every replaced process drained and exited.
-	testenv.Eventually(t, 15*time.Second, "old processes to exit", func() bool {
-		for p := range seen {
-			if proc.Alive(p) {
-				return false
-			}
-		}
-		return true
-	})
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crawlctl/crawlctl/internal/proc"
+	"github.com/crawlctl/crawlctl/internal/testenv"
+)
+
+// tally counts a load's requests; the first error is kept.
+type tally struct {
+	ok, failed atomic.Int64
+	first      atomic.Value
+}
+
+func (t *tally) fail(err error) {
+	t.failed.Add(1)
+	t.first.CompareAndSwap(nil, err.Error())
+}
+
+// exchange writes one request on c and reads its whole answer; close says
+// the response ended the connection (Connection: close).
+func exchange(c net.Conn, br *bufio.Reader, req string) (close bool, err error) {
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		return false, fmt.Errorf("writing the request: %w", err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return false, fmt.Errorf("reading the response: %w", err)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return false, fmt.Errorf("reading the body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return resp.Close, nil
+}
+
+// keepAliveClient is a client that never retries, as wrk: on one
+// keep-alive connection it writes the next request the moment a response
+// ends, and dials again only after a response that said Connection: close.
+// Every error is a lost request.
+func keepAliveClient(ctx context.Context, proxyAddr, target string, n *tally) {
+	u := target + "/reload"
+	host := strings.TrimPrefix(target, "http://")
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u, host)
+	var c net.Conn
+	var br *bufio.Reader
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for ctx.Err() == nil {
+		if c == nil {
+			var err error
+			if c, err = net.Dial("tcp", proxyAddr); err != nil {
+				n.fail(fmt.Errorf("dialing the proxy: %w", err))
+				c = nil
+				continue
+			}
+			br = bufio.NewReader(c)
+		}
+		closed, err := exchange(c, br, req)
+		if err != nil {
+			n.fail(err)
+		} else {
+			n.ok.Add(1)
+		}
+		if err != nil || closed {
+			c.Close()
+			c = nil
+		}
+	}
+}
+
+// tunnelClient opens CONNECT tunnels to the target, sends 20 keep-alive
+// requests through each, and closes it; it never retries either.
+func tunnelClient(ctx context.Context, proxyAddr, target string, n *tally) {
+	host := strings.TrimPrefix(target, "http://")
+	for ctx.Err() == nil {
+		c, err := net.Dial("tcp", proxyAddr)
+		if err != nil {
+			n.fail(fmt.Errorf("dialing the proxy: %w", err))
+			continue
+		}
+		br := bufio.NewReader(c)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", host, host)
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != http.StatusOK {
+			n.fail(fmt.Errorf("CONNECT: %v %v", resp, err))
+			c.Close()
+			continue
+		}
+		for range 20 {
+			if ctx.Err() != nil {
+				break
+			}
+			if _, err := exchange(c, br, fmt.Sprintf("GET /reload HTTP/1.1\r\nHost: %s\r\n\r\n", host)); err != nil {
+				n.fail(fmt.Errorf("through the tunnel: %w", err))
+				break
+			}
+			n.ok.Add(1)
+		}
+		c.Close()
+	}
+}
+
+// TestReloadLosesNoRequest: clients that do not retry (raw keep-alive
+// connections, absolute-form and through CONNECT tunnels) load the proxy
+// process while it gets 20 SIGHUPs; not one request may fail, and requests
+// go through during every hand-off.
+func TestReloadLosesNoRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 21 processes")
+	}
+	be := newBackend(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "proxy.pid")
+	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CRAWLCTL_TEST_HELPER=proxy", "HELPER_ALLOW="+hostOf(be.URL),
+		"HELPER_LISTEN="+listen, "HELPER_PIDFILE="+pidFile)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	pid := func() int {
+		b, _ := os.ReadFile(pidFile)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+	testenv.Eventually(t, 30*time.Second, "the proxy to write its pid", func() bool { return pid() > 0 })
+	t.Cleanup(func() {
+		if p := pid(); p > 0 {
+			syscall.Kill(p, syscall.SIGTERM)
+		}
+	})
+
+	var plain, tunneled tally
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { keepAliveClient(ctx, listen, be.URL, &plain) })
+	}
+	for range 4 {
+		wg.Go(func() { tunnelClient(ctx, listen, be.URL, &tunneled) })
+	}
+	total := func() int64 { return plain.ok.Load() + tunneled.ok.Load() }
+	seen := map[int]bool{}
+	for i := range 20 {
+		old := pid()
+		seen[old] = true
+		before := total()
+		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		testenv.Eventually(t, time.Minute, "the new process to take over", func() bool { p := pid(); return p != old && p > 0 })
+		// Load through the hand-off: requests keep succeeding while the old
+		// process drains and the new one serves.
+		testenv.Eventually(t, time.Minute, "requests to go through after the hand-off", func() bool { return total() >= before+200 })
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("absolute-form: %d ok, %d failed; tunneled: %d ok, %d failed (%d processes)",
+		plain.ok.Load(), plain.failed.Load(), tunneled.ok.Load(), tunneled.failed.Load(), len(seen)+1)
+	for name, n := range map[string]*tally{"absolute-form": &plain, "CONNECT": &tunneled} {
+		if n.failed.Load() != 0 {
+			t.Errorf("%s: %d requests lost during reloads; first: %v", name, n.failed.Load(), n.first.Load())
+		}
+		if n.ok.Load() == 0 {
+			t.Errorf("%s: no request went through", name)
+		}
+	}
+	// Every replaced process drained and exited.
+	testenv.Eventually(t, time.Minute, "old processes to exit", func() bool {
+		for p := range seen {
+			if proc.Alive(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
