@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -150,7 +151,7 @@ func New(opts Options) (*Pool, error) {
 		opts.Burst = 1
 	}
 	if opts.QuietPeriod <= 0 {
-		opts.QuietPeriod = 10 * time.Second
+		opts.QuietPeriod = 2 * time.Second
 	}
 	if opts.HealthInterval <= 0 {
 		opts.HealthInterval = time.Second
@@ -283,10 +284,17 @@ func (m *member) available() bool {
 	return !m.down.Load() && m.cb.State() != gobreaker.StateOpen
 }
 
-// Fetch implements the worker's Fetcher.
-func (p *Pool) Fetch(req *http.Request) (*http.Response, string, error) {
+// ErrWaitTooLong is returned when the pacing slot a request would get lies
+// beyond its context's deadline: the request was not sent, and the caller
+// may hand it back for later without counting an attempt.
+var ErrWaitTooLong = errors.New("the next pacing slot is later than the request may wait")
+
+// Fetch implements the worker's Fetcher: waiting for a pacing slot is
+// bounded by req's context; timeout bounds the exchange from the moment
+// the slot is granted, the response body included.
+func (p *Pool) Fetch(req *http.Request, timeout time.Duration) (*http.Response, string, error) {
 	if p.fixed != nil {
-		resp, err := p.send(p.fixed, req)
+		resp, err := p.sendTimed(p.fixed, req, timeout)
 		return resp, p.fixed.name, err
 	}
 	ctx := req.Context()
@@ -301,13 +309,13 @@ func (p *Pool) Fetch(req *http.Request) (*http.Response, string, error) {
 			}
 			return nil, None, err
 		}
-		resp, err := p.send(m, req)
+		resp, err := p.sendTimed(m, req, timeout)
 		if err == nil {
 			p.feedback(ctx, m, host, resp.StatusCode == http.StatusTooManyRequests)
 			return resp, m.name, nil
 		}
-		if ctx.Err() != nil || (req.Body != nil && req.GetBody == nil) {
-			return nil, m.name, err
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (req.Body != nil && req.GetBody == nil) {
+			return nil, m.name, err // the site was slow, or the caller gave up: not the proxy's failure
 		}
 		// The proxy failed, not the site: try another one.
 		m.down.Store(true)
@@ -343,6 +351,36 @@ func (p *Pool) queueName(m *member) string {
 		return "all"
 	}
 	return m.name
+}
+
+// sendTimed sends req through m within timeout, which goes on until the
+// response body is closed.
+func (p *Pool) sendTimed(m *member, req *http.Request, timeout time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), timeout)
+	resp, err := p.send(m, req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = TimedBody(resp.Body, cancel)
+	return resp, nil
+}
+
+// TimedBody is body ending its request's context (cancel) when closed: a
+// timeout that covers reading the body.
+func TimedBody(body io.ReadCloser, cancel context.CancelFunc) io.ReadCloser {
+	return cancelOnClose{ReadCloser: body, cancel: cancel}
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // send runs one request through m's breaker.
@@ -432,6 +470,10 @@ func (p *Pool) reserve(ctx context.Context, host string, cands []*member) (*memb
 			r.CancelAt(now)
 		}
 	}
+	if d, ok := ctx.Deadline(); ok && best.r != nil && now.Add(best.d).After(d) {
+		best.r.CancelAt(now)
+		return nil, fmt.Errorf("%w (%v)", ErrWaitTooLong, best.d.Round(time.Millisecond))
+	}
 	if best.d > 0 {
 		p.m.wait.Observe(best.d.Seconds())
 		t := time.NewTimer(best.d)
@@ -459,6 +501,9 @@ func (p *Pool) reserveShared(ctx context.Context, host string, cands []*member) 
 	}
 	m := cands[i]
 	p.m.pacing.WithLabelValues(p.queueName(m), host).Set(rate)
+	if d, ok := ctx.Deadline(); ok && time.Now().Add(delay).After(d) {
+		return nil, fmt.Errorf("%w (%v)", ErrWaitTooLong, delay.Round(time.Millisecond)) // the slot goes unused
+	}
 	if delay > 0 {
 		p.m.wait.Observe(delay.Seconds())
 		t := time.NewTimer(delay)

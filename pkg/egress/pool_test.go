@@ -116,7 +116,7 @@ func newPool(t *testing.T, o Options) *Pool {
 
 func get(t *testing.T, p *Pool, u string) (int, string, error) {
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	resp, egress, err := p.Fetch(req)
+	resp, egress, err := p.Fetch(req, 30*time.Second)
 	if err != nil {
 		return 0, egress, err
 	}

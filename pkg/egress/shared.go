@@ -43,14 +43,22 @@ redis.call('HSET', k, 'tat', bestTat + bestIv)
 redis.call('PEXPIRE', k, 600000)
 return {best, tostring(bestTat - now), tostring(bestIv)}`)
 
-// throttleScript halves a queue's rate (doubles its interval, at most 20
-// times the base) and pushes its next slot one interval out.
+// throttleScript pushes a queue's next slot one interval out and, once per
+// holdoff, lowers its rate by the decrease factor (its interval at most
+// minRateFraction times the base): see decreaseFactor. ARGV: now (ms),
+// base (ms), holdoff (ms), factor, fraction.
 var throttleScript = redis.NewScript(`
-local now, base = tonumber(ARGV[1]), tonumber(ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 'tat', 'iv')
-local iv = math.min((tonumber(h[2]) or base) * 2, base * 20)
+local now, base, holdoff = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local factor, fraction = tonumber(ARGV[4]), tonumber(ARGV[5])
+local h = redis.call('HMGET', KEYS[1], 'tat', 'iv', 'ldec')
+local iv = tonumber(h[2]) or base
+local ldec = tonumber(h[3]) or 0
+if now - ldec >= holdoff then
+  iv = math.min(iv / factor, base * fraction)
+  ldec = now
+end
 local tat = math.max(tonumber(h[1]) or now, now) + iv
-redis.call('HSET', KEYS[1], 'tat', tat, 'iv', iv, 'l429', now, 'lraise', now)
+redis.call('HSET', KEYS[1], 'tat', tat, 'iv', iv, 'l429', now, 'lraise', now, 'ldec', ldec)
 redis.call('PEXPIRE', KEYS[1], 600000)
 return tostring(iv)`)
 
@@ -78,7 +86,8 @@ func (s *sharedPacing) reserve(ctx context.Context, keys []string) (int, time.Du
 }
 
 func (s *sharedPacing) throttled(ctx context.Context, key string) error {
-	return throttleScript.Run(ctx, s.rdb, []string{key}, time.Now().UnixMilli(), ms(s.base)).Err()
+	return throttleScript.Run(ctx, s.rdb, []string{key}, time.Now().UnixMilli(), ms(s.base), ms(decreaseHoldoff),
+		decreaseFactor, minRateFraction).Err()
 }
 
 // paceKey names a queue; the host is the hash tag, so all of a host's

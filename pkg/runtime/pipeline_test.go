@@ -548,3 +548,42 @@ func TestMetricsPassPromlint(t *testing.T) {
 		}
 	}
 }
+
+// refuseFirst refuses each URL's first fetch as the egress pool does when
+// the pacing slot is too far out (stands in for a saturated egress).
+type refuseFirst struct {
+	inner   worker.Fetcher
+	mu      sync.Mutex
+	refused map[string]bool
+}
+
+func (f *refuseFirst) Fetch(req *http.Request, timeout time.Duration) (*http.Response, string, error) {
+	f.mu.Lock()
+	first := !f.refused[req.URL.String()]
+	f.refused[req.URL.String()] = true
+	f.mu.Unlock()
+	if first {
+		return nil, egress.None, fmt.Errorf("%w (test)", egress.ErrWaitTooLong)
+	}
+	return f.inner.Fetch(req, timeout)
+}
+
+// TestNoPacingSlotSpendsNoAttempt: a job refused for want of a pacing slot
+// is handed back without spending an attempt, so even with one attempt
+// allowed every URL is crawled and none goes to the DLQ.
+func TestNoPacingSlotSpendsNoAttempt(t *testing.T) {
+	s := startStack(t, quietSim(), 2)
+	f := &refuseFirst{inner: worker.NewDirect(), refused: map[string]bool{}}
+	defer s.startWorker(worker.Options{Fetcher: f, MaxAttempts: 1, BackoffBase: 50 * time.Millisecond})()
+	run := s.seed(api.RunRequest{Name: "no-slot", Seeds: []string{"OL17732W", "OL9388A"}, MaxDepth: ptr(1)})
+	r := s.waitDrained(run.ID, 3*time.Minute)
+	s.checkRun(r)
+	if r.Counters.DLQ != 0 || r.Counters.Crawled == 0 {
+		t.Errorf("counters %+v, DLQ %v: a refused slot must not spend the only attempt", r.Counters, r.DLQByReason)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if int64(len(f.refused)) < r.Counters.Crawled {
+		t.Errorf("%d URLs refused once, %d crawled: every crawled URL was refused first", len(f.refused), r.Counters.Crawled)
+	}
+}

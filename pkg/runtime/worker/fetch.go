@@ -1,15 +1,20 @@
 package worker
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/egress"
 )
 
 // Fetcher sends a crawl request through some egress and says which one.
-// The egress pool implements it; Direct fetches without a proxy.
+// Waiting for an egress (pacing) is bounded by req's context; timeout
+// bounds the exchange itself, body included, from the moment an egress
+// takes it. The egress pool implements it; Direct fetches without a proxy.
 type Fetcher interface {
-	Fetch(req *http.Request) (resp *http.Response, egress string, err error)
+	Fetch(req *http.Request, timeout time.Duration) (resp *http.Response, egress string, err error)
 }
 
 // Direct fetches straight from this host.
@@ -30,9 +35,15 @@ func NewDirect() *Direct {
 }
 
 // Fetch implements Fetcher.
-func (d *Direct) Fetch(req *http.Request) (*http.Response, string, error) {
-	resp, err := d.Client.Do(req)
-	return resp, "direct", err
+func (d *Direct) Fetch(req *http.Request, timeout time.Duration) (*http.Response, string, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), timeout)
+	resp, err := d.Client.Do(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, "direct", err
+	}
+	resp.Body = egress.TimedBody(resp.Body, cancel)
+	return resp, "direct", nil
 }
 
 // sameHostRedirects follows at most 5 redirects and never to another host:

@@ -27,6 +27,7 @@ type fetchResult struct {
 	retryAfter time.Duration
 	reason     string // failure reason, empty on success
 	retryable  bool
+	requeue    bool // not sent (no pacing slot in time): later, no attempt spent
 }
 
 // handle runs one job. An error means Kafka or Redis failed and the whole
@@ -71,6 +72,8 @@ func (w *Worker) handle(ctx context.Context, job crawl.Job) error {
 	switch {
 	case res.reason == "":
 		return w.emit(ctx, job, res.page)
+	case res.requeue:
+		return w.reschedule(ctx, job, job.Attempt, w.opts.BackoffBase)
 	case res.retryable && job.Attempt+1 < w.opts.MaxAttempts:
 		return w.retry(ctx, job, res)
 	default:
@@ -80,7 +83,9 @@ func (w *Worker) handle(ctx context.Context, job crawl.Job) error {
 
 // fetch gets and parses u.
 func (w *Worker) fetch(ctx context.Context, u string) fetchResult {
-	fctx, cancel := context.WithTimeout(ctx, w.opts.FetchTimeout)
+	// Waiting for a pacing slot is not part of the fetch: its own bound is
+	// MaxPacingWait, and FetchTimeout starts once an egress takes the request.
+	fctx, cancel := context.WithTimeout(ctx, w.opts.MaxPacingWait+w.opts.FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(fctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -89,9 +94,14 @@ func (w *Worker) fetch(ctx context.Context, u string) fetchResult {
 	req.Header.Set("User-Agent", w.opts.UserAgent)
 	req.Header.Set("Accept", "application/json")
 	start := time.Now()
-	resp, egress, err := w.opts.Fetcher.Fetch(req)
+	resp, egress, err := w.opts.Fetcher.Fetch(req, w.opts.FetchTimeout)
 	if egress == "" {
 		egress = egresspool.None
+	}
+	if errors.Is(err, egresspool.ErrWaitTooLong) {
+		// Not sent: hand the job back for later, no attempt spent.
+		w.m.fetches.WithLabelValues(egress, "wait_too_long").Inc()
+		return fetchResult{reason: crawl.ReasonTimeout, requeue: true}
 	}
 	if err != nil {
 		w.m.fetches.WithLabelValues(egress, "error").Inc()
@@ -283,9 +293,15 @@ func (w *Worker) emit(ctx context.Context, job crawl.Job, page *openlibrary.Page
 
 // retry schedules the job's next attempt on the retry topic.
 func (w *Worker) retry(ctx context.Context, job crawl.Job, res fetchResult) error {
+	return w.reschedule(ctx, job, job.Attempt+1, w.backoff(job.Attempt+1, res.retryAfter))
+}
+
+// reschedule puts the job on the retry topic as attempt, not before delay
+// from now.
+func (w *Worker) reschedule(ctx context.Context, job crawl.Job, attempt int, delay time.Duration) error {
 	next := job
-	next.Attempt++
-	next.NotBefore = time.Now().Add(w.backoff(next.Attempt, res.retryAfter)).UTC()
+	next.Attempt = attempt
+	next.NotBefore = time.Now().Add(delay).UTC()
 	r, err := record(topics.Retry, next.Key(), next)
 	if err != nil {
 		return err

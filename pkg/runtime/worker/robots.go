@@ -44,7 +44,7 @@ func (r *robotsCache) load(ctx context.Context) (*robotstxt.Group, *rate.Limiter
 		return nil, nil, err
 	}
 	req.Header.Set("User-Agent", r.agent)
-	resp, _, err := r.fetcher.Fetch(req)
+	resp, _, err := r.fetcher.Fetch(req, 30*time.Second)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetching robots.txt: %w", err)
 	}

@@ -45,8 +45,12 @@ type Options struct {
 	BackoffMax     time.Duration
 	MaxBodyBytes   int64
 	FetchTimeout   time.Duration
-	UserAgent      string
-	Robots         bool // obey the target's robots.txt, including Crawl-delay
+	// MaxPacingWait bounds how long a job waits for its egress pacing slot
+	// (not part of FetchTimeout); a job whose slot lies further out is
+	// handed back for later without spending an attempt.
+	MaxPacingWait time.Duration
+	UserAgent     string
+	Robots        bool // obey the target's robots.txt, including Crawl-delay
 	// SessionTimeout is the consumer group session: how long a dead
 	// worker keeps its partitions.
 	SessionTimeout time.Duration
@@ -82,6 +86,9 @@ func (o *Options) defaults() {
 	}
 	if o.FetchTimeout <= 0 {
 		o.FetchTimeout = 30 * time.Second
+	}
+	if o.MaxPacingWait <= 0 {
+		o.MaxPacingWait = 5 * time.Minute
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = DefaultUserAgent
