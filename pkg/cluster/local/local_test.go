@@ -110,7 +110,9 @@ func TestUpSeedStatusDown(t *testing.T) {
 	if _, errOut, code := c.run("status"); code == 0 || !strings.Contains(errOut, `stack "e2e" is not up`) {
 		t.Errorf("status before up: exit %d: %s", code, errOut)
 	}
-	upArgs := []string{"up", "--provider", "local", "--partitions", "4", "--proxies", "2", "--sim-time-factor", "50", "--scrape-interval", "1s"}
+	// Time factor 5: 2 proxies × 15/s, so the run lasts about 10 s, long
+	// enough for the change of proxies below to land in the middle of it.
+	upArgs := []string{"up", "--provider", "local", "--partitions", "4", "--proxies", "2", "--sim-time-factor", "5", "--scrape-interval", "1s"}
 	start := time.Now()
 	var state local.State
 	if err := json.Unmarshal([]byte(c.must(append(upArgs, "-o", "json")...)), &state); err != nil {
@@ -132,7 +134,7 @@ func TestUpSeedStatusDown(t *testing.T) {
 	if _, errOut, code := c.run(upArgs...); code != 0 || !strings.Contains(errOut, "already up") {
 		t.Errorf("second up: exit %d: %s", code, errOut)
 	}
-	if _, errOut, code := c.run(append(upArgs[:len(upArgs):len(upArgs)], "--sim-time-factor", "5")...); code == 0 || !strings.Contains(errOut, "--sim-time-factor cannot change while it is") {
+	if _, errOut, code := c.run(append(upArgs[:len(upArgs):len(upArgs)], "--sim-time-factor", "7")...); code == 0 || !strings.Contains(errOut, "--sim-time-factor cannot change while it is") {
 		t.Errorf("up with another time factor: exit %d: %s", code, errOut)
 	}
 	// A bad seed enqueues nothing.

@@ -322,7 +322,6 @@ func (s *Supervisor) run(ctx context.Context) error {
 			if err := writeJSON(filepath.Join(s.dir, stateFile), st); err != nil {
 				s.log.Error("writing the state", "err", err)
 			}
-			s.recordSettings()
 		}
 	}
 }
@@ -368,6 +367,9 @@ func (s *Supervisor) reload(ctx context.Context) error {
 		"graph_writers", fmt.Sprintf("%d→%d", s.plan.GraphWriters, plan.GraphWriters), "max_workers", plan.MaxWorkers)
 	oldProxies, oldAssignment := s.plan.Proxies, s.spec.ProxyAssignment
 	s.spec, s.plan = spec, plan
+	// In force from now: new proxies and graph writers start at once, and
+	// workers roll onto them over the next seconds.
+	s.recordSettings()
 	for i := oldProxies; i < plan.Proxies; i++ {
 		if err := s.addProxy(i); err != nil {
 			return err

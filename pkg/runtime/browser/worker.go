@@ -264,17 +264,38 @@ func (w *Worker) Run(ctx context.Context, ln net.Listener, g prometheus.Gatherer
 	if err := w.register(ctx, true); err != nil {
 		w.opts.Log.Warn("registering with the grid registry; retrying at the next heartbeat", "err", err)
 	}
-	tick := time.NewTicker(w.opts.HeartbeatInterval)
-	defer tick.Stop()
+	// Heartbeats go on while the browser restarts: a draining worker that
+	// went quiet would look dead, and the registry would let another
+	// worker drain beside it.
+	hbCtx, stopHeartbeats := context.WithCancel(ctx)
+	var heartbeats sync.WaitGroup
+	heartbeats.Go(func() {
+		tick := time.NewTicker(w.opts.HeartbeatInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-tick.C:
+				w.heartbeat(hbCtx)
+			}
+		}
+	})
+	// Before the worker leaves the registry: a heartbeat after that would
+	// register it again.
+	quiet := func() { stopHeartbeats(); heartbeats.Wait() }
+	defer quiet()
 	for {
 		w.mu.Lock()
 		exited := w.srv.exited
 		w.mu.Unlock()
 		select {
 		case <-ctx.Done():
+			quiet()
 			w.stop(httpSrv)
 			return nil
 		case err := <-errc:
+			quiet()
 			w.stop(httpSrv)
 			return fmt.Errorf("browser worker server: %w", err)
 		case reason := <-w.restartc:
@@ -288,8 +309,6 @@ func (w *Worker) Run(ctx context.Context, ln net.Listener, g prometheus.Gatherer
 			if err := w.restart(ctx, reason); err != nil {
 				return err
 			}
-		case <-tick.C:
-			w.heartbeat(ctx)
 		}
 	}
 }

@@ -66,11 +66,11 @@ func TestStoreOutagePausesAndLosesNothing(t *testing.T) {
 		return e
 	}
 	produceEdges(t, cl, "r", 0, 300)
-	testenv.Eventually(t, 20*time.Second, "the first 300 edges stored", func() bool { return count() == 300 })
+	testenv.Eventually(t, time.Minute, "the first 300 edges stored", func() bool { return count() == 300 })
 
 	pg.Stop()
 	produceEdges(t, cl, "r", 300, 200)
-	testenv.Eventually(t, 20*time.Second, "the writer to see the outage", func() bool {
+	testenv.Eventually(t, time.Minute, "the writer to see the outage", func() bool {
 		return testutil.ToFloat64(w.m.storeErrors) > 0 && testutil.ToFloat64(w.m.storeUp) == 0
 	})
 	adm := kadm.NewClient(cl)
@@ -87,8 +87,8 @@ func TestStoreOutagePausesAndLosesNothing(t *testing.T) {
 	}
 
 	pg.Start()
-	testenv.Eventually(t, 30*time.Second, "all 500 edges stored after the outage", func() bool { return count() == 500 })
-	testenv.Eventually(t, 10*time.Second, "the writer ready again", func() bool { return testutil.ToFloat64(w.m.storeUp) == 1 })
+	testenv.Eventually(t, 2*time.Minute, "all 500 edges stored after the outage", func() bool { return count() == 500 })
+	testenv.Eventually(t, time.Minute, "the writer ready again", func() bool { return testutil.ToFloat64(w.m.storeUp) == 1 })
 	cancel()
 	<-done
 }

@@ -284,6 +284,9 @@ func (s *connServer) readRequest(cc *clientConn) (request, int, error) {
 	if !ok1 || !ok2 || len(m) == 0 || len(target) == 0 {
 		return req, http.StatusBadRequest, errors.New("malformed request line")
 	}
+	if !isToken(m) || bytes.ContainsFunc(target, isCTLOrSpace) {
+		return req, http.StatusBadRequest, errors.New("malformed request line")
+	}
 	req.method, req.target = string(m), string(target)
 	switch string(proto) {
 	case "HTTP/1.1":
@@ -306,8 +309,8 @@ func (s *connServer) readRequest(cc *clientConn) (request, int, error) {
 			break
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
-			return req, http.StatusBadRequest, errors.New("malformed header line")
+		if !ok || !validField(name, value) {
+			return req, http.StatusBadRequest, errors.New("malformed header line (a field name is a token; a value holds no CR, LF, NUL or other control character)")
 		}
 		value = bytes.TrimSpace(value)
 		switch {
@@ -473,40 +476,119 @@ func validMethod(m string) bool {
 	return false
 }
 
+// errChunk is a chunked body that is not framed as RFC 9112 7.1 says.
+var errChunk = errors.New("malformed chunked body")
+
 // copyChunked passes a chunked body through as it is, to its last chunk
-// and trailers.
+// and trailers, refusing (errChunk) any framing a recipient could read
+// otherwise: a size that is not plain hex, a line not ended by CRLF, data
+// not followed by CRLF, a control character in an extension or trailer.
 func copyChunked(dst *bufio.Writer, src *bufio.Reader, buf []byte) (int64, error) {
 	var total int64
 	for {
-		line, err := src.ReadSlice('\n')
+		line, err := chunkLine(src)
 		if err != nil {
 			return total, err
 		}
-		dst.Write(line)
-		sizeStr, _, _ := bytes.Cut(bytes.TrimSpace(line), []byte(";"))
-		size, err := strconv.ParseInt(string(sizeStr), 16, 64)
-		if err != nil || size < 0 {
-			return total, errors.New("malformed chunk size")
+		sizeStr, ext, _ := bytes.Cut(line, []byte(";"))
+		sizeStr = bytes.TrimRight(sizeStr, " \t") // BWS before an extension
+		if len(sizeStr) == 0 || len(sizeStr) > 15 || bytes.ContainsFunc(sizeStr, notHex) || bytes.ContainsFunc(ext, isCTL) {
+			return total, fmt.Errorf("%w: chunk size line %q", errChunk, line)
 		}
+		size, _ := strconv.ParseInt(string(sizeStr), 16, 64)
+		dst.Write(line)
+		dst.WriteString("\r\n")
 		if size == 0 {
 			for { // trailers, then the empty line
-				t, err := src.ReadSlice('\n')
+				t, err := chunkLine(src)
 				if err != nil {
 					return total, err
 				}
+				if len(t) > 0 {
+					name, value, ok := bytes.Cut(t, []byte(":"))
+					if !ok || !validField(name, value) {
+						return total, fmt.Errorf("%w: trailer %q", errChunk, t)
+					}
+				}
 				dst.Write(t)
-				if len(bytes.TrimSpace(t)) == 0 {
+				dst.WriteString("\r\n")
+				if len(t) == 0 {
 					return total, nil
 				}
 			}
 		}
-		n, err := io.CopyBuffer(dst, io.LimitReader(src, size+2), buf) // data and its CRLF
+		n, err := io.CopyBuffer(dst, io.LimitReader(src, size), buf)
 		total += n
 		if err != nil {
 			return total, err
 		}
-		if n != size+2 {
+		if n != size {
 			return total, io.ErrUnexpectedEOF
 		}
+		crlf, err := src.Peek(2)
+		if err != nil {
+			return total, err
+		}
+		if crlf[0] != '\r' || crlf[1] != '\n' {
+			return total, fmt.Errorf("%w: chunk data not followed by CRLF", errChunk)
+		}
+		src.Discard(2)
+		dst.WriteString("\r\n")
 	}
+}
+
+// chunkLine reads one line of chunked framing, without its CRLF; a bare
+// LF or CR in it is refused.
+func chunkLine(src *bufio.Reader) ([]byte, error) {
+	line, err := src.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("%w: line too long", errChunk)
+		}
+		return nil, err
+	}
+	body, ok := bytes.CutSuffix(line, []byte("\r\n"))
+	if !ok || bytes.IndexByte(body, '\r') >= 0 {
+		return nil, fmt.Errorf("%w: line not ended by CRLF", errChunk)
+	}
+	return body, nil
+}
+
+// validField reports whether a header line's name is a token and its value
+// holds no control character but HTAB (RFC 9110 5.1, 5.5): a bare CR or a
+// NUL would let the next hop read other headers than this proxy did.
+func validField(name, value []byte) bool {
+	return isToken(name) && !bytes.ContainsFunc(value, func(r rune) bool { return r != '\t' && isCTL(r) })
+}
+
+// isToken reports whether b is a non-empty RFC 9110 token.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tchar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tchar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isCTL(r rune) bool        { return r < 0x20 || r == 0x7f }
+func isCTLOrSpace(r rune) bool { return isCTL(r) || r == ' ' }
+func notHex(r rune) bool {
+	return !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F')
 }

@@ -165,8 +165,8 @@ func (p *Proxy) forward(cc *clientConn, req request, addr, authority, path strin
 			n, err = io.CopyBuffer(cc.bw, c.br, buf)
 		}
 		p.m.bytesDown.Add(float64(n))
-		if err != nil || untilEOF || resp.close {
-			c.Close()
+		if err != nil || untilEOF || resp.close || req.close {
+			c.Close() // req.close: the request told the destination to close it
 		} else {
 			p.up.put(addr, c)
 		}
@@ -268,8 +268,8 @@ func readResponseHead(br *bufio.Reader, scratch []byte) (response, error) {
 			break
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			return r, fmt.Errorf("malformed header line %q", line)
+		if !ok || !validField(name, value) {
+			return r, fmt.Errorf("malformed header line %q from the destination", line)
 		}
 		value = bytes.TrimSpace(value)
 		switch {
