@@ -58,6 +58,10 @@ type Supervisor struct {
 	mu       sync.Mutex
 	children map[string][]*child // by component, in index order
 	lastUp   time.Time
+	// scaleWindow and scaleBase are the start of the HPA scale-up period
+	// and the worker count then (see hpaScaleUpLimit).
+	scaleWindow time.Time
+	scaleBase   int
 
 	m supervisorMetrics
 }
@@ -572,8 +576,19 @@ func (s *Supervisor) allChildren() []*child {
 	return out
 }
 
+// hpaScaleUpPeriod and hpaScaleUpLimit are the Horizontal Pod
+// Autoscaler's default scale-up policy, which a KEDA ScaledObject gets on
+// Kubernetes: per 15 s, at most double the replicas or add 4, whichever is
+// more. Jumping from 1 to 32 workers at once, as the local autoscaler
+// did, started 31 processes together: on a 2-core machine that stalled
+// the crawl for seconds while one worker already kept 5 egress busy.
+const hpaScaleUpPeriod = 15 * time.Second
+
+func hpaScaleUpLimit(base int) int { return max(2*base, base+4) }
+
 // autoscale applies KEDA's Kafka rule: desired workers = ceil(frontier lag
-// / lag threshold), within [min, max]; up at once, down after a cooldown.
+// / lag threshold), within [min, max]; up as fast as the HPA's scale-up
+// policy allows, down after a cooldown.
 func (s *Supervisor) autoscale(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -589,10 +604,14 @@ func (s *Supervisor) autoscale(ctx context.Context) {
 	s.m.lag.Set(float64(total))
 	desired := int(math.Ceil(float64(total) / float64(s.spec.LagThreshold)))
 	desired = max(s.spec.MinWorkers, min(desired, s.maxWorkers()))
-	s.m.desired.WithLabelValues(compWorker).Set(float64(desired))
 	s.mu.Lock()
 	current := len(s.children[compWorker])
 	s.mu.Unlock()
+	if now := time.Now(); now.Sub(s.scaleWindow) >= hpaScaleUpPeriod {
+		s.scaleWindow, s.scaleBase = now, current
+	}
+	desired = min(desired, max(current, hpaScaleUpLimit(s.scaleBase)))
+	s.m.desired.WithLabelValues(compWorker).Set(float64(desired))
 	switch {
 	case desired > current:
 		s.log.Info("scaling workers up", "from", current, "to", desired, "lag", total)
