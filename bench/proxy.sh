@@ -15,18 +15,8 @@ ROOT=$(repo_root)
 bench_workdir proxybench
 
 BACKEND=18080
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; die "nothing listens on port $1"; }
-
 # The backend: nginx answering a small body, on CPU 0.
-mkdir -p "$WORK/backend"
-cat > "$WORK/backend/nginx.conf" <<EOF
-worker_processes 1; daemon off; pid $WORK/backend/nginx.pid; error_log $WORK/backend/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "hello from the backend\n"; } } }
-EOF
-taskset -c 0 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" & PIDS+=($!)
-wait_port $BACKEND
+bench_backend $BACKEND
 
 step "building crawlctl"
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$WORK/crawlctl" ./cmd/crawlctl)

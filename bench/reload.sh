@@ -17,16 +17,8 @@ ROOT=$(repo_root)
 bench_workdir reloadbench
 
 BACKEND=18090 PROXY=13138 NGINX=13139
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; die "nothing listens on port $1"; }
-
-mkdir -p "$WORK/backend" "$WORK/front"
-cat > "$WORK/backend/nginx.conf" <<EOF
-worker_processes 1; daemon off; pid $WORK/backend/nginx.pid; error_log $WORK/backend/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 "hello from the backend\n"; } } }
-EOF
-taskset -c 0 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" & PIDS+=($!)
+bench_backend $BACKEND
+mkdir -p "$WORK/front"
 # nginx as the reverse proxy that gets reloaded: a master and one worker,
 # daemonised so that -s reload finds its pid file.
 cat > "$WORK/front/nginx.conf" <<EOF

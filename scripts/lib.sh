@@ -68,6 +68,25 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
+# wait_port PORT waits (10 s at most) until something listens on
+# 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
+  die "nothing listens on port $1"
+}
+
+# bench_backend PORT starts the benchmarks' backend on CPU 0 (in $WORK,
+# stopped with $PIDS): nginx answering a small body on 127.0.0.1:PORT.
+bench_backend() {
+  mkdir -p "$WORK/backend"
+  printf '%s\n' "worker_processes 1; daemon off; pid $WORK/backend/nginx.pid; error_log $WORK/backend/error.log;" \
+    "events { worker_connections 4096; }" \
+    "http { access_log off; keepalive_requests 1000000;" \
+    "  server { listen 127.0.0.1:$1; location / { return 200 \"hello from the backend\\n\"; } } }" > "$WORK/backend/nginx.conf"
+  taskset -c 0 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" & PIDS+=($!)
+  wait_port "$1"
+}
+
 # go_tool NAME MODULE@VERSION installs a pinned Go tool into $(go env GOPATH)/bin
 # unless that exact version is already there, and prints its path.
 go_tool() {

@@ -21,8 +21,10 @@ const lockPollInterval = 100 * time.Millisecond
 // lockStack serialises up, down and reloads of one stack between crawlctl
 // processes: an exclusive flock on <name>.lock beside the stack's
 // directory (outside it, so that --purge leaves it valid). It waits while
-// another crawlctl holds it, saying so once, until ctx ends.
-func lockStack(ctx context.Context, dir string, waiting func(format string, args ...any)) (unlock func(), err error) {
+// another crawlctl holds it, saying so once, up to timeout.
+func lockStack(ctx context.Context, dir string, timeout time.Duration, waiting func(format string, args ...any)) (unlock func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the state directory: %w", err)
 	}

@@ -61,9 +61,7 @@ func (p *Provider) Up(ctx context.Context, spec Spec, timeout time.Duration) (*U
 	if err != nil {
 		return nil, err // refused before anything starts
 	}
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	unlock, err := lockStack(lctx, p.Dir, p.step)
+	unlock, err := lockStack(ctx, p.Dir, timeout, p.step)
 	if err != nil {
 		return nil, err
 	}
@@ -201,9 +199,7 @@ func (p *Provider) Down(ctx context.Context, purge bool, timeout time.Duration) 
 			return false, err
 		}
 	}
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	unlock, err := lockStack(lctx, p.Dir, p.step)
+	unlock, err := lockStack(ctx, p.Dir, timeout, p.step)
 	if err != nil {
 		return false, err
 	}

@@ -94,6 +94,15 @@ func (s *stack) start(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
+// pidReader reads the pid a --pid-file holds now (0 while there is none).
+func pidReader(path string) func() int {
+	return func() int {
+		b, _ := os.ReadFile(path)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n
+	}
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
@@ -472,11 +481,7 @@ func TestRestartAndStopKeepLiveSessions(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "grid.pid")
 	g := s.grid(t, "--pid-file", pidFile)
 	waitWorkers(t, g, 1)
-	pid := func() int {
-		b, _ := os.ReadFile(pidFile)
-		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return n
-	}
+	pid := pidReader(pidFile)
 	first := pid()
 	held := make(chan []result, 1)
 	go func() {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,85 +20,14 @@ import (
 	"github.com/crawlctl/crawlctl/internal/testenv"
 )
 
-// tally counts a load's requests; the first error is kept.
-type tally struct {
-	ok, failed atomic.Int64
-	first      atomic.Value
-}
-
-func (t *tally) fail(err error) {
-	t.failed.Add(1)
-	t.first.CompareAndSwap(nil, err.Error())
-}
-
-// exchange writes one request on c and reads its whole answer; close says
-// the response ended the connection (Connection: close).
-func exchange(c net.Conn, br *bufio.Reader, req string) (close bool, err error) {
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		return false, fmt.Errorf("writing the request: %w", err)
-	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return false, fmt.Errorf("reading the response: %w", err)
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return false, fmt.Errorf("reading the body: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return resp.Close, nil
-}
-
-// keepAliveClient is a client that never retries, as wrk: on one
-// keep-alive connection it writes the next request the moment a response
-// ends, and dials again only after a response that said Connection: close.
-// Every error is a lost request.
-func keepAliveClient(ctx context.Context, proxyAddr, target string, n *tally) {
-	u := target + "/reload"
-	host := strings.TrimPrefix(target, "http://")
-	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u, host)
-	var c net.Conn
-	var br *bufio.Reader
-	defer func() {
-		if c != nil {
-			c.Close()
-		}
-	}()
-	for ctx.Err() == nil {
-		if c == nil {
-			var err error
-			if c, err = net.Dial("tcp", proxyAddr); err != nil {
-				n.fail(fmt.Errorf("dialing the proxy: %w", err))
-				c = nil
-				continue
-			}
-			br = bufio.NewReader(c)
-		}
-		closed, err := exchange(c, br, req)
-		if err != nil {
-			n.fail(err)
-		} else {
-			n.ok.Add(1)
-		}
-		if err != nil || closed {
-			c.Close()
-			c = nil
-		}
-	}
-}
-
 // tunnelClient opens CONNECT tunnels to the target, sends 20 keep-alive
 // requests through each, and closes it; it never retries either.
-func tunnelClient(ctx context.Context, proxyAddr, target string, n *tally) {
+func tunnelClient(ctx context.Context, proxyAddr, target string, n *testenv.Tally) {
 	host := strings.TrimPrefix(target, "http://")
 	for ctx.Err() == nil {
 		c, err := net.Dial("tcp", proxyAddr)
 		if err != nil {
-			n.fail(fmt.Errorf("dialing the proxy: %w", err))
+			n.Fail(fmt.Errorf("dialing the proxy: %w", err))
 			continue
 		}
 		br := bufio.NewReader(c)
@@ -108,7 +35,7 @@ func tunnelClient(ctx context.Context, proxyAddr, target string, n *tally) {
 		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", host, host)
 		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
 		if err != nil || resp.StatusCode != http.StatusOK {
-			n.fail(fmt.Errorf("CONNECT: %v %v", resp, err))
+			n.Fail(fmt.Errorf("CONNECT: %v %v", resp, err))
 			c.Close()
 			continue
 		}
@@ -116,11 +43,11 @@ func tunnelClient(ctx context.Context, proxyAddr, target string, n *tally) {
 			if ctx.Err() != nil {
 				break
 			}
-			if _, err := exchange(c, br, fmt.Sprintf("GET /reload HTTP/1.1\r\nHost: %s\r\n\r\n", host)); err != nil {
-				n.fail(fmt.Errorf("through the tunnel: %w", err))
+			if _, err := testenv.Exchange(c, br, fmt.Sprintf("GET /reload HTTP/1.1\r\nHost: %s\r\n\r\n", host)); err != nil {
+				n.Fail(fmt.Errorf("through the tunnel: %w", err))
 				break
 			}
-			n.ok.Add(1)
+			n.OK.Add(1)
 		}
 		c.Close()
 	}
@@ -158,16 +85,18 @@ func TestReloadLosesNoRequest(t *testing.T) {
 		}
 	})
 
-	var plain, tunneled tally
+	var plain, tunneled testenv.Tally
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() { keepAliveClient(ctx, listen, be.URL, &plain) })
+		wg.Go(func() {
+			testenv.KeepAlive(ctx, listen, fmt.Sprintf("GET %s/reload HTTP/1.1\r\nHost: %s\r\n\r\n", be.URL, hostOf(be.URL)), &plain)
+		})
 	}
 	for range 4 {
 		wg.Go(func() { tunnelClient(ctx, listen, be.URL, &tunneled) })
 	}
-	total := func() int64 { return plain.ok.Load() + tunneled.ok.Load() }
+	total := func() int64 { return plain.OK.Load() + tunneled.OK.Load() }
 	seen := map[int]bool{}
 	for i := range 20 {
 		old := pid()
@@ -184,12 +113,12 @@ func TestReloadLosesNoRequest(t *testing.T) {
 	cancel()
 	wg.Wait()
 	t.Logf("absolute-form: %d ok, %d failed; tunneled: %d ok, %d failed (%d processes)",
-		plain.ok.Load(), plain.failed.Load(), tunneled.ok.Load(), tunneled.failed.Load(), len(seen)+1)
-	for name, n := range map[string]*tally{"absolute-form": &plain, "CONNECT": &tunneled} {
-		if n.failed.Load() != 0 {
-			t.Errorf("%s: %d requests lost during reloads; first: %v", name, n.failed.Load(), n.first.Load())
+		plain.OK.Load(), plain.Failed.Load(), tunneled.OK.Load(), tunneled.Failed.Load(), len(seen)+1)
+	for name, n := range map[string]*testenv.Tally{"absolute-form": &plain, "CONNECT": &tunneled} {
+		if n.Failed.Load() != 0 {
+			t.Errorf("%s: %d requests lost during reloads; first: %v", name, n.Failed.Load(), n.FirstError())
 		}
-		if n.ok.Load() == 0 {
+		if n.OK.Load() == 0 {
 			t.Errorf("%s: no request went through", name)
 		}
 	}
