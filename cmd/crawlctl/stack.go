@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -467,25 +465,7 @@ func readSeeds(count int, file string) ([]string, error) {
 	case file == "":
 		return nil, errors.New("no seeds: give --count N (built-in seeds) or --file FILE")
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("--file: %w", err)
-	}
-	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
-		var seeds []string
-		if err := json.Unmarshal(t, &seeds); err != nil {
-			return nil, fmt.Errorf("--file %s: not a JSON list of strings: %w", file, err)
-		}
-		return seeds, nil
-	}
-	var seeds []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			seeds = append(seeds, line)
-		}
-	}
-	return seeds, sc.Err()
+	return readSeedFile(file)
 }
 
 // createRun posts a run to the control API.

@@ -465,6 +465,8 @@ func TestAPIRejectsBadSeeds(t *testing.T) {
 		{`{"seeds": ["OL1A"], "name": "a b"}`, "name", ""},
 		{`{"seeds": ["OL1A"], "depth": 2}`, "unknown field", ""},
 		{`not json`, "request body", ""},
+		{`{"seeds": ["OL1A", "a\u0001b"]}`, "not text", "a\x01b"},
+		{`{"seeds": ["` + strings.Repeat("x", 501) + `"]}`, "over the 500-byte limit", strings.Repeat("x", 40) + "…"},
 	}
 	for _, c := range cases {
 		resp, err := http.Post(s.apiURL+"/api/v1/runs", "application/json", strings.NewReader(c.body))

@@ -15,7 +15,9 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -28,12 +30,14 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
-// Limits on a run request.
+// Limits on a run request; `crawlctl seed --file` checks the same ones.
 const (
 	MaxSeeds        = 10_000
+	MaxSeedLength   = 500 // bytes
 	MaxDepthLimit   = 10
 	DefaultMaxDepth = 3
-	maxBodyBytes    = 1 << 20
+	// MaxBodyBytes fits MaxSeeds seeds of MaxSeedLength, JSON-quoted.
+	MaxBodyBytes = MaxSeeds*(MaxSeedLength+3) + 4096
 )
 
 // Options configure the API.
@@ -164,6 +168,9 @@ func (s *Server) validate(req RunRequest) (urls []string, depth int, badSeed str
 	}
 	seen := map[string]bool{}
 	for i, seed := range req.Seeds {
+		if err := CheckSeed(seed); err != nil {
+			return nil, 0, Excerpt(seed), fmt.Errorf("seed %d: %w", i+1, err)
+		}
 		u, err := s.opts.Target.SeedURL(seed)
 		if err != nil {
 			return nil, 0, seed, fmt.Errorf("seed %d (%q): %w", i+1, seed, err)
@@ -176,6 +183,31 @@ func (s *Server) validate(req RunRequest) (urls []string, depth int, badSeed str
 	return urls, depth, "", nil
 }
 
+// CheckSeed refuses a seed that is too long or is not text: a control
+// character or invalid UTF-8 means binary input, never a search term.
+func CheckSeed(seed string) error {
+	if len(seed) > MaxSeedLength {
+		return fmt.Errorf("%q is %d bytes long, over the %d-byte limit", Excerpt(seed), len(seed), MaxSeedLength)
+	}
+	if !utf8.ValidString(seed) || strings.ContainsFunc(seed, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+		return fmt.Errorf("%q is not text (a control character or invalid UTF-8): is the file binary?", Excerpt(seed))
+	}
+	return nil
+}
+
+// Excerpt is the start of s, short enough to quote in an error.
+func Excerpt(s string) string {
+	const n = 40
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
 func newRunID(now time.Time) string {
 	var b [3]byte
 	rand.Read(b[:])
@@ -184,7 +216,7 @@ func newRunID(now time.Time) string {
 
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	var req RunRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "", "request body: %v (want {\"name\": ..., \"seeds\": [...], \"max_depth\": 3})", err)
