@@ -30,10 +30,13 @@ http { access_log off; keepalive_requests 1000000;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 EOF
 taskset -c 1 nginx -c "$WORK/front/nginx.conf" -p "$WORK/front"
-trap 'nginx -c "$WORK/front/nginx.conf" -p "$WORK/front" -s stop 2>/dev/null || true; bench_cleanup' EXIT
+# After SIGHUPs the proxy serving is a successor of the one started here:
+# stop the one the pid file names too.
+trap 'nginx -c "$WORK/front/nginx.conf" -p "$WORK/front" -s stop 2>/dev/null || true
+  [ -s "$WORK/proxy.pid" ] && kill "$(cat "$WORK/proxy.pid")" 2>/dev/null; bench_cleanup' EXIT
 
-step "building crawlctl"
-(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$WORK/crawlctl" ./cmd/crawlctl)
+step "building crawlctl (the runtime build, what pods run)"
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -tags crawlctl_runtime -o "$WORK/crawlctl" ./cmd/crawlctl)
 GOMAXPROCS=1 taskset -c 1 "$WORK/crawlctl" run proxy -q --listen 127.0.0.1:$PROXY --admin-listen 127.0.0.1:0 \
   --allow 127.0.0.1:$BACKEND --pid-file "$WORK/proxy.pid" & PIDS+=($!)
 for p in $BACKEND $PROXY $NGINX; do wait_port $p; done
