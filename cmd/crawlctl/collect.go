@@ -67,8 +67,10 @@ API only. --until-drained first waits for the run to drain.`,
 				}
 				// Let the last scrape see the drained state.
 				scrape := clusterScrapeInterval
-				if st, err := local.ReadState(dir); dir != "" && err == nil {
-					scrape = st.Spec.ScrapeInterval
+				if dir != "" { // a local stack: its own scrape interval
+					if st, err := local.ReadState(dir); err == nil {
+						scrape = st.Spec.ScrapeInterval
+					}
 				}
 				time.Sleep(scrape + time.Second)
 			}
