@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/collect"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 	"github.com/crawlctl/crawlctl/pkg/timeline"
 )
 
@@ -44,40 +44,38 @@ API only. --until-drained first waits for the run to drain.`,
 				}
 			}
 			ctx := cmd.Context()
-			e, unreachable, dir, err := a.endpoints()
+			acc, err := a.access(ctx)
 			if err != nil {
 				return err
 			}
-			o.Prometheus, o.API = e.Prometheus, e.API
-			stateDir, err := local.StateDir(a.cfg.Name)
+			o.Prometheus, o.API = acc.Endpoints.Prometheus, acc.Endpoints.API
+			dir, err := stack.Dir(a.cfg.Name)
 			if err != nil {
 				return err
 			}
-			if o.Timeline, err = timeline.Read(stateDir); err != nil {
+			if o.Timeline, err = timeline.Read(dir); err != nil {
 				return err
 			}
 			if untilDrained {
 				run, err := collect.WaitDrained(ctx, o.API, o.RunID, 2*time.Second, a.drainProgress)
 				if err != nil {
-					return withHint(err, unreachable)
+					return withHint(err, acc.Hint)
 				}
 				o.RunID = run.ID
 				if !a.cfg.Quiet && isTerminal(a.errOut) {
 					fmt.Fprintln(a.errOut)
 				}
 				// Let the last scrape see the drained state.
-				scrape := clusterScrapeInterval
-				if dir != "" { // a local stack: its own scrape interval
-					if st, err := local.ReadState(dir); err == nil {
-						scrape = st.Spec.ScrapeInterval
-					}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(acc.ScrapeInterval + time.Second):
 				}
-				time.Sleep(scrape + time.Second)
 			}
 			a.progress("collecting metrics from %s", o.Prometheus)
 			res, err := collect.Collect(ctx, o)
 			if err != nil {
-				return withHint(err, unreachable)
+				return withHint(err, acc.Hint)
 			}
 			return a.printObject(res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "%s\n", res.Dir)
@@ -96,10 +94,6 @@ API only. --until-drained first waits for the run to drain.`,
 	f.DurationVar(&o.StuckAfter, "stuck-after", time.Minute, "a partition whose lag stays flat and non-zero this long is stuck (scale it with --sim-time-factor)")
 	return cmd
 }
-
-// clusterScrapeInterval is the in-cluster Prometheus's scrape interval
-// (templates/crawl/templates/prometheus.yaml).
-const clusterScrapeInterval = 5 * time.Second
 
 // withHint adds to err what to do when a cluster's stack does not answer.
 func withHint(err error, hint string) error {
@@ -152,13 +146,14 @@ func newLogsCommand(a *app) *cobra.Command {
 		Short: "Print a local stack component's log (supervisor, proxy, worker, graph-writer)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := a.localProvider()
+			dir, err := stack.Dir(a.cfg.Name)
 			if err != nil {
 				return err
 			}
-			files, _ := filepath.Glob(filepath.Join(p.Dir, "logs", args[0]+"*.log"))
+			logs := filepath.Join(dir, "logs")
+			files, _ := filepath.Glob(filepath.Join(logs, args[0]+"*.log"))
 			if len(files) == 0 {
-				return usageErrorf("no log for %q in %s: components are supervisor, proxy, worker, graph-writer", args[0], filepath.Join(p.Dir, "logs"))
+				return usageErrorf("no log for %q in %s: components are supervisor, proxy, worker, graph-writer", args[0], logs)
 			}
 			for _, f := range files {
 				if err := printLog(cmd, a.out, f, follow && len(files) == 1); err != nil {

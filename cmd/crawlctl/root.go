@@ -14,6 +14,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/config"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 // Exit statuses.
@@ -39,7 +40,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), budget.IsInputError(err):
+	case errors.As(err, &ue), budget.IsInputError(err), stack.IsUsage(err):
 		return exitUsage
 	default:
 		return exitError

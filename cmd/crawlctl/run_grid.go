@@ -34,7 +34,7 @@ func openGridRegistry(ctx context.Context, addr string) (gridregistry.Registry, 
 func newRunGridCommand(a *app) *cobra.Command {
 	var (
 		redisAddr string
-		opts      grid.Options
+		opts      = grid.DefaultOptions()
 		so        grid.ServeOptions
 	)
 	cmd := runtimeCommand(a, "grid", "Browser grid proxy: Playwright clients connect over WebSocket, sessions go to browser workers",
@@ -68,11 +68,11 @@ func newRunGridCommand(a *app) *cobra.Command {
 	f.StringArrayVar(&opts.Workers, "worker", nil, "control URL of a browser worker to register (repeat; without --redis)")
 	f.StringVar(&opts.Token, "token", "", "token clients must present (?token= or Authorization: Bearer); required off loopback")
 	f.StringArrayVar(&opts.AllowedOrigins, "allowed-origin", nil, "accepted Origin header (repeat; default: any)")
-	f.DurationVar(&opts.SelectTimeout, "worker-select-timeout", 5*time.Second, "how long a client waits for a free worker before 503")
-	f.IntVar(&opts.QueueSize, "queue-size", 100, "clients that may wait at once; one more gets 429")
-	f.DurationVar(&opts.HealthInterval, "health-interval", 2*time.Second, "how often each worker is checked")
-	f.Int64Var(&opts.Relay.MaxMessageBytes, "max-message-bytes", 64<<20, "largest WebSocket message either side may send")
-	f.DurationVar(&opts.Relay.PingInterval, "ping-interval", 15*time.Second, "keepalive ping interval")
+	f.DurationVar(&opts.SelectTimeout, "worker-select-timeout", opts.SelectTimeout, "how long a client waits for a free worker before 503")
+	f.IntVar(&opts.QueueSize, "queue-size", opts.QueueSize, "clients that may wait at once; one more gets 429")
+	f.DurationVar(&opts.HealthInterval, "health-interval", opts.HealthInterval, "how often each worker is checked")
+	f.Int64Var(&opts.Relay.MaxMessageBytes, "max-message-bytes", opts.Relay.MaxMessageBytes, "largest WebSocket message either side may send")
+	f.DurationVar(&opts.Relay.PingInterval, "ping-interval", opts.Relay.PingInterval, "keepalive ping interval")
 	f.DurationVar(&so.DrainTimeout, "drain-timeout", 60*time.Second, "how long live sessions may finish on SIGTERM or after a SIGHUP hand-off")
 	f.StringVar(&so.PIDFile, "pid-file", "", "write the serving process's pid here (it changes on SIGHUP)")
 	return cmd
@@ -81,7 +81,7 @@ func newRunGridCommand(a *app) *cobra.Command {
 func newRunBrowserCommand(a *app) *cobra.Command {
 	var (
 		listen, advertise, redisAddr, chromium, playwrightDir string
-		opts                                                  browser.Options
+		opts                                                  = browser.DefaultOptions()
 	)
 	cmd := runtimeCommand(a, "browser", "Browser worker: a supervised Playwright browser server behind a session relay",
 		func(ctx context.Context, log *slog.Logger) error {
@@ -140,14 +140,14 @@ func newRunBrowserCommand(a *app) *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:3000", "listen address of sessions, /status, /healthz and /metrics")
 	f.StringVar(&advertise, "advertise", "", "host:port the grid reaches this worker at (default: the listen address; $POD_IP or the hostname if it is a wildcard)")
 	f.StringVar(&opts.ID, "id", "", "worker id in the registry (default: from --advertise)")
-	f.StringVar(&opts.Browser, "browser", "chromium", "browser type: chromium (the system Chromium), firefox or webkit (Playwright's own builds)")
+	f.StringVar(&opts.Browser, "browser", opts.Browser, "browser type: chromium (the system Chromium), firefox or webkit (Playwright's own builds)")
 	f.StringVar(&chromium, "chromium", "", "Chromium binary (default: chromium on PATH)")
 	f.StringVar(&playwrightDir, "playwright-dir", "", "where playwright-core@"+playwright.Version+" is or gets installed (default: the user cache dir)")
 	f.StringVar(&redisAddr, "redis", "", "Redis of the grid registry (empty: a grid lists this worker with --worker)")
 	f.StringVar(&opts.Token, "token", "", "token required of sessions and commands (the grid's)")
-	f.IntVar(&opts.MaxConcurrent, "max-concurrent-sessions", 5, "sessions at once (env MAX_CONCURRENT_SESSIONS too)")
-	f.IntVar(&opts.MaxLifetime, "max-lifetime-sessions", 50, "sessions before the browser restarts (env MAX_LIFETIME_SESSIONS too)")
-	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long live sessions may finish before a restart or exit closes them")
-	f.Int64Var(&opts.Relay.MaxMessageBytes, "max-message-bytes", 64<<20, "largest WebSocket message either side may send")
+	f.IntVar(&opts.MaxConcurrent, "max-concurrent-sessions", opts.MaxConcurrent, "sessions at once (env MAX_CONCURRENT_SESSIONS too)")
+	f.IntVar(&opts.MaxLifetime, "max-lifetime-sessions", opts.MaxLifetime, "sessions before the browser restarts (env MAX_LIFETIME_SESSIONS too)")
+	f.DurationVar(&opts.DrainTimeout, "drain-timeout", opts.DrainTimeout, "how long live sessions may finish before a restart or exit closes them")
+	f.Int64Var(&opts.Relay.MaxMessageBytes, "max-message-bytes", opts.Relay.MaxMessageBytes, "largest WebSocket message either side may send")
 	return cmd
 }

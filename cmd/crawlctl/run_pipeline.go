@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,9 +29,9 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 		conn                     stackFlags
 		target, admin, userAgent string
 		gogc                     int
-		opts                     worker.Options
+		opts                     = worker.DefaultOptions()
 		pool                     []string
-		pacing                   egress.Options
+		pacing                   = egress.DefaultOptions()
 		sharedPacing             bool
 	)
 	cmd := runtimeCommand(a, "worker", "Crawl worker: consumes the frontier, fetches from the target, produces results and edges",
@@ -86,22 +85,22 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 	conn.add(f)
 	f.StringVar(&target, "target", defaultTarget, "crawl target base URL; URLs elsewhere are never fetched")
 	f.StringVar(&admin, "admin-listen", "127.0.0.1:9101", "address of /healthz, /readyz and /metrics")
-	f.IntVar(&opts.ConcurrentJobs, "concurrent-jobs", 5, "jobs in flight")
-	f.IntVar(&opts.MaxAttempts, "max-attempts", 4, "fetch attempts before the DLQ (429, 5xx, timeouts)")
-	f.DurationVar(&opts.BackoffBase, "backoff-base", 200*time.Millisecond, "first retry delay (doubles per attempt, with jitter)")
-	f.DurationVar(&opts.BackoffMax, "backoff-max", 30*time.Second, "longest retry delay (a Retry-After may ask for more)")
-	f.DurationVar(&opts.FetchTimeout, "fetch-timeout", 30*time.Second, "timeout of one fetch, body included, from when an egress takes it")
-	f.DurationVar(&opts.MaxPacingWait, "max-pacing-wait", 5*time.Minute, "longest wait for an egress pacing slot; a job whose slot is later is handed back, no attempt spent")
-	f.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", 4<<20, "largest response body read")
-	f.StringVar(&userAgent, "user-agent", worker.DefaultUserAgent, "User-Agent: name the crawler and a contact")
+	f.IntVar(&opts.ConcurrentJobs, "concurrent-jobs", opts.ConcurrentJobs, "jobs in flight")
+	f.IntVar(&opts.MaxAttempts, "max-attempts", opts.MaxAttempts, "fetch attempts before the DLQ (429, 5xx, timeouts)")
+	f.DurationVar(&opts.BackoffBase, "backoff-base", opts.BackoffBase, "first retry delay (doubles per attempt, with jitter)")
+	f.DurationVar(&opts.BackoffMax, "backoff-max", opts.BackoffMax, "longest retry delay (a Retry-After may ask for more)")
+	f.DurationVar(&opts.FetchTimeout, "fetch-timeout", opts.FetchTimeout, "timeout of one fetch, body included, from when an egress takes it")
+	f.DurationVar(&opts.MaxPacingWait, "max-pacing-wait", opts.MaxPacingWait, "longest wait for an egress pacing slot; a job whose slot is later is handed back, no attempt spent")
+	f.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", opts.MaxBodyBytes, "largest response body read")
+	f.StringVar(&userAgent, "user-agent", opts.UserAgent, "User-Agent: name the crawler and a contact")
 	f.BoolVar(&opts.Robots, "robots", false, "obey the target's robots.txt, including Crawl-delay")
-	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long jobs in flight may finish")
+	f.DurationVar(&opts.DrainTimeout, "drain-timeout", opts.DrainTimeout, "on SIGTERM, how long jobs in flight may finish")
 	f.IntVar(&gogc, "gogc", 50, "Go GC percent (GOGC wins when set): 50 keeps a worker near its 32Mi request for ~5% CPU")
 	f.StringSliceVar(&pool, "proxy-pool", nil, "egress proxy URLs, comma-separated (also PROXY_POOL); none: fetch directly")
-	f.StringVar((*string)(&pacing.Assignment), "proxy-assignment", string(egress.AssignPace), "pace: per request, soonest pacing slot then fewest in flight; hash: the reference's hash(hostname) % pool")
+	f.StringVar((*string)(&pacing.Assignment), "proxy-assignment", string(pacing.Assignment), "pace: per request, soonest pacing slot then fewest in flight; hash: the reference's hash(hostname) % pool")
 	f.StringVar((*string)(&pacing.Scope), "politeness-scope", "", "egress: a rate per egress IP (simulator, own sites); client: one rate for all egress (default for openlibrary.org, whose quota is per client)")
-	f.Float64Var(&pacing.Rate, "egress-rate", 3, "requests/s per pacing queue (Open Library: 3 with an identifying User-Agent)")
-	f.IntVar(&pacing.Burst, "egress-burst", 1, "pacing burst (per-process pacing only)")
+	f.Float64Var(&pacing.Rate, "egress-rate", pacing.Rate, "requests/s per pacing queue (Open Library: 3 with an identifying User-Agent)")
+	f.IntVar(&pacing.Burst, "egress-burst", pacing.Burst, "pacing burst (per-process pacing only)")
 	f.BoolVar(&sharedPacing, "shared-pacing", true, "keep pacing state in Redis, shared by every worker (off: each worker paces alone)")
 	return cmd
 }
@@ -110,7 +109,7 @@ func newRunGraphWriterCommand(a *app) *cobra.Command {
 	var (
 		conn         stackFlags
 		store, admin string
-		opts         graphwriter.Options
+		opts         = graphwriter.DefaultOptions()
 	)
 	cmd := runtimeCommand(a, "graph-writer", "Graph writer: stores results and edges in the graph store",
 		func(ctx context.Context, log *slog.Logger) error {
@@ -137,8 +136,8 @@ func newRunGraphWriterCommand(a *app) *cobra.Command {
 	conn.add(f)
 	f.StringVar(&store, "graph-store", "sqlite:crawl-graph.db", "graph store: sqlite:PATH or postgres://USER@HOST/DB")
 	f.StringVar(&admin, "admin-listen", "127.0.0.1:9102", "address of /healthz, /readyz and /metrics")
-	f.IntVar(&opts.BatchSize, "batch-size", 1000, "records per batch")
-	f.DurationVar(&opts.BatchWait, "batch-wait", 200*time.Millisecond, "longest wait to fill a batch")
+	f.IntVar(&opts.BatchSize, "batch-size", opts.BatchSize, "records per batch")
+	f.DurationVar(&opts.BatchWait, "batch-wait", opts.BatchWait, "longest wait to fill a batch")
 	return cmd
 }
 

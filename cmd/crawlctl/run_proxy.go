@@ -26,7 +26,7 @@ func newRunProxyCommand(a *app) *cobra.Command {
 		egressIP, target string
 		allow            []string
 		processes, gogc  int
-		opts             proxy.Options
+		opts             = proxy.DefaultOptions()
 		so               proxy.ServeOptions
 	)
 	cmd := runtimeCommand(a, "proxy", "Egress proxy: HTTP forward proxy (absolute-form and CONNECT) dialing from one egress address",
@@ -77,9 +77,9 @@ func newRunProxyCommand(a *app) *cobra.Command {
 	f.IntVar(&so.MaxHeaderBytes, "max-header-bytes", 32<<10, "largest request header block (larger: 431)")
 	f.StringVar(&so.PIDFile, "pid-file", "", "write the serving process's pid here (it changes on SIGHUP)")
 	f.BoolVar(&so.Pprof, "pprof", false, "serve /debug/pprof/ on the admin port")
-	f.DurationVar(&opts.DialTimeout, "dial-timeout", 10*time.Second, "upstream connect timeout")
-	f.DurationVar(&opts.ResponseHeaderTimeout, "response-header-timeout", 30*time.Second, "upstream response header timeout")
-	f.DurationVar(&opts.TunnelIdleTimeout, "tunnel-idle-timeout", 2*time.Minute, "close a CONNECT tunnel idle this long")
+	f.DurationVar(&opts.DialTimeout, "dial-timeout", opts.DialTimeout, "upstream connect timeout")
+	f.DurationVar(&opts.ResponseHeaderTimeout, "response-header-timeout", opts.ResponseHeaderTimeout, "upstream response header timeout")
+	f.DurationVar(&opts.TunnelIdleTimeout, "tunnel-idle-timeout", opts.TunnelIdleTimeout, "close a CONNECT tunnel idle this long")
 	return cmd
 }
 

@@ -7,11 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,95 +16,68 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
-	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
-	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
-// progress prints a step line on stderr unless -q.
+// progress prints a line of crawlctl's own on stderr unless -q.
 func (a *app) progress(format string, args ...any) {
 	if !a.cfg.Quiet {
 		fmt.Fprintf(a.errOut, "• "+format+"\n", args...)
 	}
 }
 
-// endpoints are where seed and collect reach the stack: the local stack's,
-// or those recorded for a cluster, with what to do when they do not answer
-// (empty for the local stack), and the local stack's state directory (""
-// for a cluster).
-func (a *app) endpoints() (cluster.Endpoints, string, string, error) {
-	if r, err := a.kubeRecord(); err != nil {
-		return cluster.Endpoints{}, "", "", err
-	} else if r != nil {
-		return r.Endpoints, r.Unreachable(), "", nil
+// printer is where providers print their step lines: stderr, nil with -q.
+func (a *app) printer() stack.Printer {
+	if a.cfg.Quiet {
+		return nil
 	}
-	p, err := a.localProvider()
-	if err != nil {
-		return cluster.Endpoints{}, "", "", err
-	}
-	st, err := local.ReadState(p.Dir)
-	if errors.Is(err, local.ErrNotUp) {
-		return cluster.Endpoints{}, "", "", notUp(a.cfg.Name, err)
-	}
-	if err != nil {
-		return cluster.Endpoints{}, "", "", err
-	}
-	return st.Endpoints, "", p.Dir, nil
+	return func(line string) { fmt.Fprintln(a.errOut, line) }
 }
 
-// notUp says a stack is not up: that its supervisor died, when it did.
-func notUp(name string, err error) error {
-	var died *local.DiedError
-	if errors.As(err, &died) {
-		return died
-	}
-	return fmt.Errorf("stack %q is not up: run `crawlctl up` first", name)
+// provider is the provider of the configured stack: the one opts name, or
+// the one the stack was brought up with.
+func (a *app) provider(opts ...cluster.Option) (cluster.Provider, error) {
+	return cluster.New(a.cfg.Name, append([]cluster.Option{cluster.WithPrinter(a.printer()), cluster.WithLogger(a.log)}, opts...)...)
 }
 
-// localProvider is the local provider of the configured stack name.
-func (a *app) localProvider() (*local.Provider, error) {
-	p, err := local.New(a.cfg.Name)
+// access is where seed and collect reach the stack.
+func (a *app) access(ctx context.Context) (*stack.Access, error) {
+	p, err := a.provider()
 	if err != nil {
 		return nil, err
 	}
-	p.Progress = a.progress
-	return p, nil
-}
-
-// kubeFlags are up's flags for the providers that deploy the chart.
-type kubeFlags struct {
-	kubeconfig, context, namespace string
-	image, browserImage, target    string
-	runtimeBinary                  string
-	wait, sizeFromCluster          bool
-	installKEDA                    bool
-	kedaRepo, kedaVersion          string
+	return p.Access(ctx)
 }
 
 func newUpCommand(a *app) *cobra.Command {
 	var (
-		ko                                      kubeFlags
-		provider, target, assignment, dryRunDir string
-		timeFactor                              float64
-		timeout, scrape                         time.Duration
-		dryRun                                  bool
-		hostMemory                              string
+		o                      = stack.DefaultUpOptions()
+		provider, kubeconfig   string
+		kubeContext, namespace string
+		dryRunDir, hostMemory  string
+		installKEDA            bool
+		dryRun, sizeFromNodes  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Bring the crawl stack up (local processes, or a Kind cluster when Docker answers)",
+		Short: "Bring the crawl stack up (local processes, a kind cluster, or an existing cluster)",
 		Long: `up sizes the stack with the budget (see crawlctl budget), starts it and waits
-until every component is ready, then prints the endpoints.
+until every component is ready, then prints the endpoints. Each step prints
+a line on stderr with its duration; a failure names the step.
 
---provider auto picks kind when a Docker daemon answers and local otherwise.
+--provider auto (the default) picks local: the kind provider is not yet
+verified against a real Docker daemon, so it runs only when asked for.
 The local provider runs the stack as processes under a supervisor: the
-Kafka-protocol broker and the Redis-protocol server are in memory.
+Kafka-protocol broker and the Redis-protocol server are in memory. Running
+up again with other settings applies them to the running stack.
+--provider kind creates (or reuses) a single-node kind cluster capped at the
+budget, loads the runtime image into it and installs KEDA and the charts.
 --provider kube installs the same charts into the cluster of a kubeconfig
-(KEDA installed first; images from --image); running up again upgrades it
-to the current flags.`,
+(images from --image); running up again upgrades it to the current flags.`,
 		Example: `  crawlctl up
   crawlctl up --proxies 1 --sim-time-factor 10
   crawlctl up --provider local --partitions 8
@@ -115,105 +85,60 @@ to the current flags.`,
   crawlctl up --provider kind --dry-run -d out/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validateUp(target, assignment, timeFactor, scrape, timeout); err != nil {
+			if err := validateUp(o, cmd.Flags().Changed("timeout")); err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("install-keda") {
+				o.InstallKEDA = &installKEDA
 			}
 			ctx := cmd.Context()
 			chosen, why, err := cluster.Choose(ctx, provider)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			a.progress("provider %s: %s", chosen, why)
-			ko.target = target
-			if chosen != cluster.Local && !cmd.Flags().Changed("timeout") {
-				timeout = 10 * time.Minute // pulling images into a cluster takes longer than starting processes
+			p, err := a.provider(cluster.WithProvider(chosen), cluster.WithKubeconfig(kubeconfig, kubeContext), cluster.WithNamespace(namespace))
+			if err != nil {
+				return err
 			}
-			if chosen == cluster.Kind && !cmd.Flags().Changed("install-keda") {
-				ko.installKEDA = true // crawlctl's own cluster: KEDA is part of the stack
+			if sizeFromNodes {
+				if err := a.sizeFromCluster(ctx, cmd, p); err != nil {
+					return err
+				}
 			}
-			switch chosen {
-			case cluster.Kind:
-				return upKind(ctx, a, ko, dryRun, dryRunDir, hostMemory, timeout)
-			case cluster.Kube:
-				if ko.sizeFromCluster {
-					if cmd.Flags().Changed("node-memory") || cmd.Flags().Changed("node-cpu") {
-						return usageErrorf("--size-from-cluster takes the node size from the cluster: drop --node-memory and --node-cpu, or drop --size-from-cluster")
-					}
-					if err := sizeFromCluster(ctx, a, ko); err != nil {
-						return err
-					}
-				}
-				plan, err := budget.Compute(a.cfg.Input)
-				if err != nil {
-					return usageError{err}
-				}
-				if dryRun {
-					path, err := renderManifests(a, dryRunDir, plan, ko)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(a.out, path)
-					return nil
-				}
-				return upKube(ctx, a, plan, ko, timeout)
+			plan, err := a.plan()
+			if err != nil {
+				return err
 			}
 			if dryRun {
-				return usageErrorf("--dry-run shows what the kind or kube provider would create: add --provider kind or --provider kube")
+				return a.dryRun(ctx, p, plan, o, dryRunDir, hostMemory)
 			}
-			if r, err := a.kubeRecord(); err != nil {
-				return err
-			} else if r != nil {
-				return usageErrorf("stack %q is installed in the cluster at %s (namespace %s): run `crawlctl down` first, or name another stack with --name", a.cfg.Name, r.Server, r.Namespace)
-			}
-			p, err := a.localProvider()
+			rep, err := p.Up(ctx, plan, o)
 			if err != nil {
 				return err
 			}
-			res, err := p.Up(ctx, local.Spec{Name: a.cfg.Name, Budget: a.cfg.Input, Target: target, SimTimeFactor: timeFactor,
-				ScrapeInterval: scrape, ProxyAssignment: assignment}, timeout)
-			if err != nil {
-				return err
-			}
-			switch {
-			case res.AlreadyUp:
-				a.progress("already up (pid %d)", res.State.PID)
-			case res.Changed:
-				a.progress("new settings applied; runs in progress continue")
-			}
-			return a.printObject(res.State, func(w io.Writer) error {
-				e := res.State.Endpoints
-				fmt.Fprintf(w, "stack %q is up (local, supervisor pid %d, state in %s)\n", a.cfg.Name, res.State.PID, p.Dir)
-				fmt.Fprintf(w, "  api:        %s\n", e.API)
-				fmt.Fprintf(w, "  prometheus: %s (PromQL HTTP API)\n", e.Prometheus)
-				if e.Simulator != "" {
-					fmt.Fprintf(w, "  simulator:  %s\n", e.Simulator)
-				}
-				if e.Grid != "" {
-					fmt.Fprintf(w, "  grid:       %s (chromium.connect)\n", e.Grid)
-				}
-				fmt.Fprintf(w, "  kafka:      %s (in memory)\n  redis:      %s (in memory)\n", e.Kafka, e.Redis)
-				fmt.Fprintf(w, "next: crawlctl seed --count 20\n")
-				return nil
-			})
+			return a.printObject(rep, rep.WriteTable)
 		},
 	}
 	addBudgetFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&provider, "provider", cluster.Auto, "auto, local, kind or kube (an existing cluster)")
-	f.StringVar(&ko.kubeconfig, "kubeconfig", "", "with --provider kube: the kubeconfig (default $KUBECONFIG, then ~/.kube/config)")
-	f.StringVar(&ko.context, "context", "", "with --provider kube: the kubeconfig context (default its current one)")
-	f.StringVar(&ko.namespace, "namespace", "crawl", "with --provider kind or kube: the stack's namespace")
-	f.StringVar(&ko.image, "image", "", "with --provider kind or kube: the runtime image (crawlctl built with -tags crawlctl_runtime)")
-	f.StringVar(&ko.runtimeBinary, "runtime-binary", "", "with --provider kind and no --image: the runtime build to put in the image (default: crawlctl-runtime beside crawlctl)")
-	f.StringVar(&ko.browserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
-	f.BoolVar(&ko.sizeFromCluster, "size-from-cluster", false, "with --provider kube: size the budget from the schedulable nodes' allocatable memory and CPU")
-	addKEDAFlags(f, &ko)
-	f.BoolVar(&ko.wait, "wait", true, "with --provider kube: wait until every workload is ready (up to --timeout)")
-	f.StringVar(&target, "target", "", "crawl target base URL (default: the built-in Open Library simulator)")
-	f.StringVar(&assignment, "proxy-assignment", "pace", "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")
-	f.Float64Var(&timeFactor, "sim-time-factor", 1, "scale the simulator's rate limits (10: ten times faster runs)")
-	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the stack to be ready (kind and kube: 10m unless given)")
-	f.DurationVar(&scrape, "scrape-interval", 5*time.Second, "how often the metrics store scrapes every component")
+	f.StringVar(&provider, "provider", stack.Auto, "auto (local), local, kind, or kube (an existing cluster)")
+	f.StringVar(&o.Target, "target", o.Target, "crawl target base URL (default: the built-in Open Library simulator)")
+	f.StringVar(&o.ProxyAssignment, "proxy-assignment", o.ProxyAssignment, "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")
+	f.Float64Var(&o.SimTimeFactor, "sim-time-factor", o.SimTimeFactor, "scale the simulator's rate limits (10: ten times faster runs)")
+	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for the stack to be ready (default 2m local, 10m kind and kube)")
+	f.DurationVar(&o.ScrapeInterval, "scrape-interval", o.ScrapeInterval, "how often the local metrics store scrapes every component")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "with --provider kube: the kubeconfig (default $KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&kubeContext, "context", "", "with --provider kube: the kubeconfig context (default its current one)")
+	f.StringVar(&namespace, "namespace", "", "with --provider kind or kube: the stack's namespace (default crawl)")
+	f.StringVar(&o.Image, "image", "", "with --provider kind or kube: the runtime image (crawlctl built with -tags crawlctl_runtime)")
+	f.StringVar(&o.RuntimeBinary, "runtime-binary", "", "with --provider kind and no --image: the runtime build to put in the image (default: crawlctl-runtime beside crawlctl)")
+	f.StringVar(&o.BrowserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
+	f.BoolVar(&sizeFromNodes, "size-from-cluster", false, "with --provider kube: size the budget from the schedulable nodes' allocatable memory and CPU")
+	f.BoolVar(&installKEDA, "install-keda", false, "install KEDA from its official chart when the cluster has none (default: true with --provider kind, false with kube)")
+	f.StringVar(&o.KEDARepo, "keda-repo", o.KEDARepo, "with --install-keda: KEDA's chart repository")
+	f.StringVar(&o.KEDAVersion, "keda-version", o.KEDAVersion, "with --install-keda: KEDA's chart version")
+	f.BoolVar(&o.Wait, "wait", o.Wait, "with --provider kind or kube: wait until every workload is ready (up to --timeout)")
 	f.BoolVar(&dryRun, "dry-run", false, "with --provider kind or kube: write what would be created (kind-config.yaml, manifests.yaml) and touch nothing")
 	f.StringVarP(&dryRunDir, "dry-run-dir", "d", "crawlctl-dry-run", "where --dry-run writes")
 	f.StringVar(&hostMemory, "host-memory", "", "with --dry-run: the Docker VM's memory (e.g. 16Gi), so the kubelet reserves what is above the budget")
@@ -222,55 +147,65 @@ to the current flags.`,
 
 // validateUp checks up's own flags before anything starts: a value out of
 // range is refused, never replaced by a default.
-func validateUp(target, assignment string, timeFactor float64, scrape, timeout time.Duration) error {
-	if target != "" {
-		if _, err := openlibrary.NewTarget(target); err != nil {
+func validateUp(o stack.UpOptions, timeoutGiven bool) error {
+	if o.Target != "" {
+		if _, err := openlibrary.NewTarget(o.Target); err != nil {
 			return usageErrorf("--target: %v", err)
 		}
 	}
-	if err := egress.Assignment(assignment).Validate(); err != nil {
+	if err := egress.Assignment(o.ProxyAssignment).Validate(); err != nil {
 		return usageErrorf("--proxy-assignment: %v", err)
 	}
-	if !(timeFactor > 0) || math.IsInf(timeFactor, 0) {
-		return usageErrorf("--sim-time-factor %v: give a factor above 0 (1 is real time, 10 ten times faster)", timeFactor)
+	if !(o.SimTimeFactor > 0) || math.IsInf(o.SimTimeFactor, 0) {
+		return usageErrorf("--sim-time-factor %v: give a factor above 0 (1 is real time, 10 ten times faster)", o.SimTimeFactor)
 	}
-	if scrape < 100*time.Millisecond {
-		return usageErrorf("--scrape-interval %v: give 100ms or more (default 5s)", scrape)
+	if o.ScrapeInterval < 100*time.Millisecond {
+		return usageErrorf("--scrape-interval %v: give 100ms or more (default 5s)", o.ScrapeInterval)
 	}
-	if timeout <= 0 {
-		return usageErrorf("--timeout %v: give a positive duration such as 2m", timeout)
+	if timeoutGiven && o.Timeout <= 0 {
+		return usageErrorf("--timeout %v: give a positive duration such as 2m", o.Timeout)
 	}
 	return nil
 }
 
-// upKind runs the kind provider: a dry run writes its files (the cluster
-// config and the rendered chart); otherwise it creates the cluster.
-func upKind(ctx context.Context, a *app, ko kubeFlags, dryRun bool, dir, hostMemory string, timeout time.Duration) error {
-	plan, err := budget.Compute(a.cfg.Input)
+// sizeFromCluster sets the budget's node size to what the cluster's
+// schedulable nodes can allocate.
+func (a *app) sizeFromCluster(ctx context.Context, cmd *cobra.Command, p cluster.Provider) error {
+	s, ok := p.(cluster.Sizer)
+	if !ok {
+		return usageErrorf("--size-from-cluster reads an existing cluster: add --provider kube")
+	}
+	if cmd.Flags().Changed("node-memory") || cmd.Flags().Changed("node-cpu") {
+		return usageErrorf("--size-from-cluster takes the node size from the cluster: drop --node-memory and --node-cpu, or drop --size-from-cluster")
+	}
+	c, err := s.Allocatable(ctx)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	p := &kind.Provider{Name: a.cfg.Name, Progress: a.progress, Log: a.log}
-	if !dryRun {
-		return createKind(ctx, a, p, plan, ko, timeout)
+	a.cfg.Input.NodeMemory, a.cfg.Input.NodeCPU = fmt.Sprintf("%dMi", c.MemoryMi), fmt.Sprintf("%dm", c.CPUm)
+	a.progress("sizing from the cluster: %d schedulable nodes with %dMi and %dm allocatable", c.Nodes, c.MemoryMi, c.CPUm)
+	return nil
+}
+
+// dryRun writes what the provider would create and prints the files.
+func (a *app) dryRun(ctx context.Context, p cluster.Provider, plan *budget.Plan, o stack.UpOptions, dir, hostMemory string) error {
+	dr, ok := p.(cluster.DryRunner)
+	if !ok {
+		return usageErrorf("--dry-run shows what the kind or kube provider would create: add --provider kind or --provider kube")
 	}
-	var hostMi int64
+	do := stack.DryRunOptions{Dir: dir}
 	if hostMemory != "" {
 		q, err := resource.ParseQuantity(hostMemory)
 		if err != nil {
 			return usageErrorf("--host-memory %q: %v", hostMemory, err)
 		}
-		hostMi = q.Value() >> 20
+		do.HostMemoryMi = q.Value() >> 20
 	}
-	files, err := p.DryRun(dir, plan, hostMi)
-	if err != nil {
-		return usageError{err}
-	}
-	manifests, err := renderManifests(a, dir, plan, ko)
+	files, err := dr.DryRun(ctx, plan, o, do)
 	if err != nil {
 		return err
 	}
-	for _, f := range append(files, manifests) {
+	for _, f := range files {
 		fmt.Fprintln(a.out, f)
 	}
 	return nil
@@ -278,55 +213,35 @@ func upKind(ctx context.Context, a *app, ko kubeFlags, dryRun bool, dir, hostMem
 
 func newDownCommand(a *app) *cobra.Command {
 	var (
-		purge    bool
+		o        stack.DownOptions
 		provider string
 	)
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Stop the crawl stack (or uninstall it from the cluster up --provider kube installed it in)",
+		Short: "Stop the crawl stack (or uninstall it from the cluster it was installed in)",
 		Long: `down stops the local stack, or uninstalls the stack from the cluster that
-up --provider kube installed it in. --provider kind deletes the stack's kind
-cluster. Each is a no-op when there is nothing to stop.`,
+up --provider kube or kind installed it in. --provider kind deletes the
+stack's kind cluster, everything in it with it. Each is a no-op when there is
+nothing to stop. --purge also deletes the stack's state directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var opts []cluster.Option
 			switch provider {
 			case "":
-			case cluster.Kind:
-				was, err := (&kind.Provider{Name: a.cfg.Name, Log: a.log}).Down()
-				if err != nil {
-					return err
-				}
-				if was {
-					a.progress("kind cluster %q is deleted", a.cfg.Name)
-				} else {
-					a.progress("there was no kind cluster %q", a.cfg.Name)
-				}
-				return nil
+			case stack.Kind:
+				opts = append(opts, cluster.WithProvider(stack.Kind))
 			default:
 				return usageErrorf("down --provider %q: give kind to delete the kind cluster, or nothing for the stack up runs", provider)
 			}
-			if r, err := a.kubeRecord(); err != nil {
-				return err
-			} else if r != nil {
-				return downKube(cmd.Context(), a, r, 5*time.Minute)
-			}
-			p, err := a.localProvider()
+			p, err := a.provider(opts...)
 			if err != nil {
 				return err
 			}
-			wasUp, err := p.Down(cmd.Context(), purge, 2*time.Minute)
-			if err != nil {
-				return err
-			}
-			if wasUp {
-				a.progress("stack %q is down", a.cfg.Name)
-			} else {
-				a.progress("stack %q was not up", a.cfg.Name)
-			}
-			return nil
+			_, err = p.Down(cmd.Context(), o)
+			return err
 		},
 	}
-	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the state directory (logs, graph store)")
+	cmd.Flags().BoolVar(&o.Purge, "purge", false, "also delete the state directory (logs, graph store, metrics)")
 	cmd.Flags().StringVar(&provider, "provider", "", "kind: delete the stack's kind cluster")
 	return cmd
 }
@@ -337,69 +252,17 @@ func newStatusCommand(a *app) *cobra.Command {
 		Short: "Show components, replicas, frontier lag and run progress",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if r, err := a.kubeRecord(); err != nil {
-				return err
-			} else if r != nil {
-				return statusKube(cmd.Context(), a, r)
-			}
-			p, err := a.localProvider()
+			p, err := a.provider()
 			if err != nil {
 				return err
 			}
 			st, err := p.Status(cmd.Context())
-			if errors.Is(err, local.ErrNotUp) {
-				return notUp(a.cfg.Name, err)
-			}
 			if err != nil {
 				return err
 			}
-			return a.printObject(st, func(w io.Writer) error { return writeStatus(w, st) })
+			return a.printObject(st, st.WriteTable)
 		},
 	}
-}
-
-func writeStatus(w io.Writer, st *local.Status) error {
-	fmt.Fprintf(w, "stack %q (%s, supervisor pid %d), api %s\n\n", st.Name, st.Provider, st.PID, st.Endpoints.API)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "COMPONENT\tREADY\tDESIRED\tMAX\tRESTARTS")
-	restarts := map[string]int{}
-	for _, c := range st.Components {
-		restarts[c.Name] += c.Restarts
-	}
-	for _, name := range []string{budget.Proxy, budget.GraphWriter, budget.Worker, budget.GridProxy, budget.Browser} {
-		r, ok := st.Replicas[name]
-		if !ok && (name == budget.GridProxy || name == budget.Browser) {
-			continue // no grid
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", name, r.Ready, r.Desired, r.Max, restarts[name])
-	}
-	tw.Flush()
-	if len(st.Grid) > 0 {
-		fmt.Fprintf(w, "\ngrid %s\n", st.Endpoints.Grid)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "GRID WORKER\tSTATUS\tACTIVE\tLIFETIME")
-		for _, g := range st.Grid {
-			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\n", g.ID, g.Status, g.Active, g.MaxConcurrent, g.Lifetime, g.MaxLifetime)
-		}
-		tw.Flush()
-	}
-	fmt.Fprintf(w, "\nfrontier lag: %d", st.LagTotal)
-	var busy []string
-	for _, l := range st.Lag {
-		if l.Lag > 0 {
-			busy = append(busy, fmt.Sprintf("p%d=%d", l.Partition, l.Lag))
-		}
-	}
-	if len(busy) > 0 {
-		fmt.Fprintf(w, " (%s)", strings.Join(busy, " "))
-	}
-	fmt.Fprintln(w)
-	if r := st.Run; r != nil {
-		c := r.Counters
-		fmt.Fprintf(w, "run %s (%s): %s; enqueued %d, crawled %d, deduped %d, retried %d, dlq %d, edges written %d\n",
-			r.ID, r.Name, r.State, c.Enqueued, c.Crawled, c.Deduped, c.Retried, c.DLQ, c.EdgesWritten)
-	}
-	return nil
 }
 
 func newSeedCommand(a *app) *cobra.Command {
@@ -424,17 +287,17 @@ list. A bad seed is reported and nothing is enqueued.
 			if err != nil {
 				return usageError{err}
 			}
-			e, unreachable, _, err := a.endpoints()
+			acc, err := a.access(cmd.Context())
 			if err != nil {
 				return err
 			}
-			run, err := createRun(cmd.Context(), e.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
+			run, err := createRun(cmd.Context(), acc.Endpoints.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
 			var ue usageError
 			if errors.As(err, &ue) {
 				return err
 			}
 			if err != nil {
-				return withHint(err, unreachable)
+				return withHint(err, acc.Hint)
 			}
 			return a.printObject(run, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "%s\n", run.ID)
@@ -501,17 +364,4 @@ func createRun(ctx context.Context, apiURL string, req api.RunRequest) (*runstat
 		return nil, err
 	}
 	return &run, nil
-}
-
-func newRunSupervisorCommand(a *app) *cobra.Command {
-	var dir string
-	cmd := runtimeCommand(a, "supervisor", "Local provider supervisor (started by crawlctl up)",
-		func(ctx context.Context, log *slog.Logger) error {
-			if dir == "" {
-				return usageErrorf("--state-dir is required (crawlctl up passes it)")
-			}
-			return local.RunSupervisor(ctx, dir, log)
-		})
-	cmd.Flags().StringVar(&dir, "state-dir", "", "the stack's state directory (spec.json in, state.json and logs out)")
-	return cmd
 }

@@ -12,12 +12,11 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
-// KEDA from its official chart, at a pinned version.
+// KEDA from its official chart (stack.KEDARepo at stack.KEDAVersion).
 const (
-	KEDARepo      = "https://kedacore.github.io/charts"
-	KEDAVersion   = "2.17.0"
 	KEDANamespace = "keda"
 	kedaChart     = "keda"
 	kedaRelease   = "keda"
@@ -25,8 +24,8 @@ const (
 
 // KEDAOptions say where KEDA's chart comes from.
 type KEDAOptions struct {
-	// RepoURL and Version of the chart (KEDARepo and KEDAVersion when
-	// empty).
+	// RepoURL and Version of the chart (stack.KEDARepo and
+	// stack.KEDAVersion when empty).
 	RepoURL, Version string
 	// CacheDir keeps downloaded charts and repository indexes.
 	CacheDir string
@@ -57,10 +56,10 @@ func KEDAValues(plan *budget.Plan) (map[string]any, error) {
 // Deployer's namespace (KEDANamespace, by convention), sized from plan.
 func (d *Deployer) ApplyKEDA(ctx context.Context, plan *budget.Plan, o KEDAOptions, ao ApplyOptions) (*release.Release, error) {
 	if o.RepoURL == "" {
-		o.RepoURL = KEDARepo
+		o.RepoURL = stack.KEDARepo
 	}
 	if o.Version == "" {
-		o.Version = KEDAVersion
+		o.Version = stack.KEDAVersion
 	}
 	if o.CacheDir == "" {
 		dir, err := os.UserCacheDir()

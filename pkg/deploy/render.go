@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -18,11 +19,15 @@ import (
 	crawlctl "github.com/crawlctl/crawlctl"
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/playwright"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
 // ChartName is the embedded chart of the stack.
 const ChartName = "crawl"
+
+// ScrapeInterval is how often the chart's Prometheus scrapes the stack.
+const ScrapeInterval = 5 * time.Second
 
 // Options are what a render needs besides the chart.
 type Options struct {
@@ -37,6 +42,8 @@ type Options struct {
 	// GridToken is the grid's token (empty: generated at install, kept
 	// across upgrades).
 	GridToken string
+	// Trigger is KEDA's Kafka trigger (zero: stack.DefaultTrigger).
+	Trigger stack.Trigger
 }
 
 // LoadChart reads the embedded chart called name.
@@ -78,13 +85,21 @@ func Values(o Options) (map[string]any, error) {
 		}
 		comps[c.Name] = m
 	}
+	t := o.Trigger
+	if t == (stack.Trigger{}) {
+		t = stack.DefaultTrigger()
+	}
 	v := map[string]any{
-		"components": comps,
-		"partitions": o.Plan.Partitions,
-		"target":     o.Target,
-		"gridToken":  o.GridToken,
-		"topics":     map[string]any{"frontier": topics.Frontier, "edges": topics.Edges},
-		"groups":     map[string]any{"worker": topics.WorkerGroup, "graphWriter": topics.GraphWriterGroup},
+		"components":     comps,
+		"partitions":     o.Plan.Partitions,
+		"target":         o.Target,
+		"gridToken":      o.GridToken,
+		"scrapeInterval": ScrapeInterval.String(),
+		"nodePorts":      map[string]any{"api": stack.NodePorts.API, "prometheus": stack.NodePorts.Prometheus, "grid": stack.NodePorts.Grid},
+		"keda": map[string]any{"lagThreshold": t.LagThreshold, "minReplicaCount": t.MinWorkers,
+			"pollingInterval": int(t.PollInterval.Seconds()), "cooldownPeriod": int(t.Cooldown.Seconds())},
+		"topics": map[string]any{"frontier": topics.Frontier, "edges": topics.Edges},
+		"groups": map[string]any{"worker": topics.WorkerGroup, "graphWriter": topics.GraphWriterGroup},
 		// where the browser image has playwright-core
 		"browserPlaywrightDir": playwright.ImagePrefix,
 	}

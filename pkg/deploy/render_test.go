@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,7 @@ import (
 
 	crawlctl "github.com/crawlctl/crawlctl"
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 // scaledObject is the part of KEDA's ScaledObject the charts set; decoding
@@ -189,5 +191,60 @@ func TestLint(t *testing.T) {
 	}
 	if len(res.Errors) > 0 || msgs.Len() > 0 {
 		t.Fatalf("helm lint: %v\n%s", res.Errors, msgs.String())
+	}
+}
+
+// TestRenderTakesGoFacts: the chart takes KEDA's trigger, the node ports
+// and the scrape interval from Go (stack, deploy), not from its own
+// defaults: a trigger unlike the default reaches the ScaledObject, and the
+// Services' node ports are stack.NodePorts.
+func TestRenderTakesGoFacts(t *testing.T) {
+	in := budget.DefaultInput()
+	in.GridWorkers = 1
+	plan, err := budget.Compute(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trig := stack.Trigger{LagThreshold: 7, MinWorkers: 2, PollInterval: 3 * time.Second, Cooldown: 11 * time.Second}
+	manifest, err := Render(Options{Plan: plan, Release: "crawl", Namespace: "crawl", Trigger: trig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodePorts := map[string]int32{}
+	sawWorker, sawProm := false, false
+	for _, doc := range strings.Split(manifest, "\n---") {
+		switch {
+		case strings.Contains(doc, "kind: ScaledObject") && strings.Contains(doc, "name: worker\n"):
+			var so scaledObject
+			if err := yaml.UnmarshalStrict([]byte(doc), &so); err != nil {
+				t.Fatal(err)
+			}
+			sawWorker = true
+			if s := so.Spec; s.MinReplicaCount != 2 || s.PollingInterval != 3 || s.CooldownPeriod != 11 || s.Triggers[0].Metadata["lagThreshold"] != "7" {
+				t.Errorf("worker ScaledObject %+v does not carry the trigger %+v", s, trig)
+			}
+		case strings.Contains(doc, "kind: Service\n"):
+			var svc corev1.Service
+			if err := yaml.Unmarshal([]byte(doc), &svc); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range svc.Spec.Ports {
+				if p.NodePort != 0 {
+					nodePorts[svc.Name] = p.NodePort
+				}
+			}
+		case strings.Contains(doc, "kind: ConfigMap") && strings.Contains(doc, "prometheus.yml: |"):
+			sawProm = true
+			if want := "scrape_interval: " + ScrapeInterval.String(); !strings.Contains(doc, want) {
+				t.Errorf("Prometheus config lacks %q", want)
+			}
+		}
+	}
+	want := map[string]int32{"api": stack.NodePorts.API, "prometheus": stack.NodePorts.Prometheus, "grid": stack.NodePorts.Grid}
+	if !sawProm {
+		t.Error("no Prometheus ConfigMap rendered")
+	}
+	if !sawWorker || fmt.Sprint(nodePorts) != fmt.Sprint(want) {
+		t.Errorf("node ports %v (worker ScaledObject seen: %v), want %v", nodePorts, sawWorker, want)
 	}
 }

@@ -95,6 +95,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// DefaultOptions are a pool's defaults, which the worker's flags show; New
+// fills every zero field from them but Rate (0: no pacing) and Scope.
+func DefaultOptions() Options {
+	return Options{Assignment: AssignPace, Rate: 3, Burst: 1, QuietPeriod: 2 * time.Second, HealthInterval: time.Second,
+		BreakerFailures: 5, BreakerTimeout: 30 * time.Second, MaxWait: 30 * time.Second}
+}
+
 // Pool sends requests through the proxies.
 type Pool struct {
 	opts    Options
@@ -135,8 +142,9 @@ func New(opts Options) (*Pool, error) {
 	if len(opts.Proxies) == 0 {
 		return nil, errors.New("egress pool: no proxies")
 	}
+	d := DefaultOptions()
 	if opts.Assignment == "" {
-		opts.Assignment = AssignPace
+		opts.Assignment = d.Assignment
 	}
 	if err := opts.Assignment.Validate(); err != nil {
 		return nil, err
@@ -148,22 +156,22 @@ func New(opts Options) (*Pool, error) {
 		return nil, fmt.Errorf("politeness scope %q: use egress or client", opts.Scope)
 	}
 	if opts.Burst <= 0 {
-		opts.Burst = 1
+		opts.Burst = d.Burst
 	}
 	if opts.QuietPeriod <= 0 {
-		opts.QuietPeriod = 2 * time.Second
+		opts.QuietPeriod = d.QuietPeriod
 	}
 	if opts.HealthInterval <= 0 {
-		opts.HealthInterval = time.Second
+		opts.HealthInterval = d.HealthInterval
 	}
 	if opts.BreakerFailures == 0 {
-		opts.BreakerFailures = 5
+		opts.BreakerFailures = d.BreakerFailures
 	}
 	if opts.BreakerTimeout <= 0 {
-		opts.BreakerTimeout = 30 * time.Second
+		opts.BreakerTimeout = d.BreakerTimeout
 	}
 	if opts.MaxWait <= 0 {
-		opts.MaxWait = 30 * time.Second
+		opts.MaxWait = d.MaxWait
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

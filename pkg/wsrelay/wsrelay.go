@@ -33,15 +33,22 @@ type Options struct {
 	HandshakeTimeout time.Duration
 }
 
+// DefaultOptions are a relay's defaults, which the grid's flags show;
+// every zero field is filled from them.
+func DefaultOptions() Options {
+	return Options{MaxMessageBytes: 64 << 20, PingInterval: 15 * time.Second, HandshakeTimeout: 10 * time.Second}
+}
+
 func (o Options) withDefaults() Options {
+	d := DefaultOptions()
 	if o.MaxMessageBytes <= 0 {
-		o.MaxMessageBytes = 64 << 20
+		o.MaxMessageBytes = d.MaxMessageBytes
 	}
 	if o.PingInterval <= 0 {
-		o.PingInterval = 15 * time.Second
+		o.PingInterval = d.PingInterval
 	}
 	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = 10 * time.Second
+		o.HandshakeTimeout = d.HandshakeTimeout
 	}
 	return o
 }

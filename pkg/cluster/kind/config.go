@@ -11,34 +11,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 // NodeImage is the node image, pinned by digest: the one this kind
 // release was built and tested with.
 const NodeImage = defaults.Image
-
-// Ports are the host ports mapped to the stack's NodePorts.
-type Ports struct {
-	API        int32 `json:"api"`
-	Prometheus int32 `json:"prometheus"`
-	Grid       int32 `json:"grid"`
-}
-
-// DefaultPorts: the control API on 8088, Prometheus on 9090, the grid on
-// 8080 (as the seed's `ws://localhost:8080`), all on 127.0.0.1.
-var DefaultPorts = Ports{API: 8088, Prometheus: 9090, Grid: 8080}
-
-// Endpoints are the stack's addresses on this host through the ports.
-func (p Ports) Endpoints() (api, prometheus, grid string) {
-	if p == (Ports{}) {
-		p = DefaultPorts
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", p.API), fmt.Sprintf("http://127.0.0.1:%d", p.Prometheus), fmt.Sprintf("ws://127.0.0.1:%d", p.Grid)
-}
-
-// NodePorts are the Services' node ports the host ports map to (the charts
-// use the same numbers).
-var NodePorts = Ports{API: 30088, Prometheus: 30090, Grid: 30080}
 
 // Options shape the cluster.
 type Options struct {
@@ -48,7 +26,9 @@ type Options struct {
 	// VM size, or the host's); what is above the budget is reserved so the
 	// node's allocatable memory is the budget.
 	HostMemoryMi int64
-	Ports        Ports
+	// Ports are the host ports mapped to the stack's NodePorts
+	// (stack.DefaultPorts when zero).
+	Ports stack.Ports
 	// NodeImage overrides NodeImage.
 	NodeImage string
 }
@@ -67,8 +47,8 @@ func Config(o Options) (*v1alpha4.Cluster, error) {
 		image = NodeImage
 	}
 	ports := o.Ports
-	if ports == (Ports{}) {
-		ports = DefaultPorts
+	if ports == (stack.Ports{}) {
+		ports = stack.DefaultPorts
 	}
 	reserved := o.HostMemoryMi - o.Plan.NodeMemoryMi
 	kubelet := fmt.Sprintf(`kind: KubeletConfiguration
@@ -84,9 +64,9 @@ evictionHard:
 			Role:  v1alpha4.ControlPlaneRole,
 			Image: image,
 			ExtraPortMappings: []v1alpha4.PortMapping{
-				{ContainerPort: NodePorts.API, HostPort: ports.API, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP},
-				{ContainerPort: NodePorts.Prometheus, HostPort: ports.Prometheus, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP},
-				{ContainerPort: NodePorts.Grid, HostPort: ports.Grid, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP},
+				{ContainerPort: stack.NodePorts.API, HostPort: ports.API, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP},
+				{ContainerPort: stack.NodePorts.Prometheus, HostPort: ports.Prometheus, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP},
+				{ContainerPort: stack.NodePorts.Grid, HostPort: ports.Grid, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP},
 			},
 		}},
 		KubeadmConfigPatches: []string{kubelet},

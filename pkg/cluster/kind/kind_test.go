@@ -26,6 +26,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/playwright"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 func plan(t *testing.T, mutate func(*budget.Input)) *budget.Plan {
@@ -69,7 +70,7 @@ func TestConfig(t *testing.T) {
 		}
 		ports[m.HostPort] = m.ContainerPort
 	}
-	for host, node := range map[int32]int32{8088: NodePorts.API, 9090: NodePorts.Prometheus, 8080: NodePorts.Grid} {
+	for host, node := range map[int32]int32{8088: stack.NodePorts.API, 9090: stack.NodePorts.Prometheus, 8080: stack.NodePorts.Grid} {
 		if ports[host] != node {
 			t.Errorf("host port %d maps to %d, want %d", host, ports[host], node)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
 	"github.com/crawlctl/crawlctl/pkg/deploy"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 // TestAgainstAPIServer installs the embedded chart into a real
@@ -25,7 +26,8 @@ import (
 // upgrades it to four proxies, reads its status and uninstalls it.
 func TestAgainstAPIServer(t *testing.T) {
 	kubeconfig := testenv.KubeAPIServer(t)
-	t.Setenv("KUBECACHEDIR", t.TempDir()) // no discovery cache shared between runs
+	t.Setenv("KUBECACHEDIR", t.TempDir())   // no discovery cache shared between runs
+	t.Setenv("XDG_STATE_HOME", t.TempDir()) // the stack's record
 	ctx := context.Background()
 	const ns = "crawl"
 	c := kubetest.Connect(t, kubeconfig)
@@ -34,7 +36,7 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	// Without KEDA the provider refuses, saying how to install it, and
 	// creates nothing.
-	_, err := p.Up(ctx, mustPlan(t, 3), kube.UpOptions{Timeout: time.Minute})
+	_, err := p.Up(ctx, mustPlan(t, 3), stack.UpOptions{Timeout: time.Minute})
 	if err == nil || !strings.Contains(err.Error(), "helm install keda") {
 		t.Fatalf("Up without KEDA: %v, want a refusal naming how to install KEDA", err)
 	}
@@ -50,10 +52,11 @@ func TestAgainstAPIServer(t *testing.T) {
 	apply := func(proxies int) *budget.Plan {
 		t.Helper()
 		plan := mustPlan(t, proxies)
-		res, err := p.Up(ctx, plan, kube.UpOptions{Timeout: time.Minute})
+		rep, err := p.Up(ctx, plan, stack.UpOptions{Timeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
+		res := rep.(*kube.Result)
 		if revision++; res.Revision != revision || res.Status != "deployed" {
 			t.Errorf("Up gave revision %d %s, want %d deployed", res.Revision, res.Status, revision)
 		}
@@ -96,10 +99,11 @@ func TestAgainstAPIServer(t *testing.T) {
 		t.Errorf("four proxies left the workers' cap at %d: the test would not see a change", w3.Replicas)
 	}
 
-	st, err := p.Status(ctx)
+	rep, err := p.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	st := rep.(*kube.Status)
 	proxy := map[string]kube.Workload{}
 	for _, w := range st.Workloads {
 		proxy[w.Name] = w
@@ -115,10 +119,10 @@ func TestAgainstAPIServer(t *testing.T) {
 		t.Errorf("status: revision %d %s with %d workloads, want revision 2 deployed with every workload", st.Revision, st.State, len(st.Workloads))
 	}
 
-	if was, err := p.Down(ctx, time.Minute); err != nil || !was {
+	if was, err := p.Down(ctx, stack.DownOptions{Timeout: time.Minute}); err != nil || !was {
 		t.Fatalf("Down = %v, %v; want true, nil", was, err)
 	}
-	if was, err := p.Down(ctx, time.Minute); err != nil || was {
+	if was, err := p.Down(ctx, stack.DownOptions{Timeout: time.Minute}); err != nil || was {
 		t.Fatalf("a second Down = %v, %v; want false, nil (idempotent)", was, err)
 	}
 	left := 0
@@ -247,7 +251,7 @@ func TestWaitReady(t *testing.T) {
 		}
 	}
 	c, err := p.Allocatable(ctx)
-	if err != nil || c != (kube.Capacity{Nodes: 2, MemoryMi: 12288, CPUm: 6500}) {
+	if err != nil || c != (stack.Capacity{Nodes: 2, MemoryMi: 12288, CPUm: 6500}) {
 		t.Errorf("Allocatable = %+v, %v; want 2 nodes, 12288Mi, 6500m (the cordoned node left out)", c, err)
 	}
 }
@@ -263,13 +267,13 @@ func TestInstallsKEDAFromItsChartRepository(t *testing.T) {
 	ctx := context.Background()
 	c := kubetest.Connect(t, kubeconfig)
 	const version = "2.17.0-standin"
-	keda := deploy.KEDAOptions{RepoURL: kubetest.KEDAChartRepo(t, version), Version: version, CacheDir: t.TempDir()}
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // Helm's chart cache
 	var steps []string
-	p := kube.NewProvider("crawl", kube.WithKubeconfig(kubeconfig, ""), kube.WithProgress(func(f string, a ...any) {
-		steps = append(steps, fmt.Sprintf(f, a...))
-	}))
+	p := kube.NewProvider("crawl", kube.WithKubeconfig(kubeconfig, ""), kube.WithPrinter(func(l string) { steps = append(steps, l) }))
 	plan := mustPlan(t, 3)
-	o := kube.UpOptions{Timeout: time.Minute, InstallKEDA: true, KEDA: keda}
+	install := true
+	o := stack.UpOptions{Timeout: time.Minute, InstallKEDA: &install, KEDARepo: kubetest.KEDAChartRepo(t, version), KEDAVersion: version}
 	if _, err := p.Up(ctx, plan, o); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crawlctl/crawlctl/internal/proc"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 // lockPollInterval is how often a crawlctl waiting for a stack's lock
@@ -22,7 +23,7 @@ const lockPollInterval = 100 * time.Millisecond
 // processes: an exclusive flock on <name>.lock beside the stack's
 // directory (outside it, so that --purge leaves it valid). It waits while
 // another crawlctl holds it, saying so once, up to timeout.
-func lockStack(ctx context.Context, dir string, timeout time.Duration, waiting func(format string, args ...any)) (unlock func(), err error) {
+func lockStack(ctx context.Context, dir string, timeout time.Duration, print stack.Printer) (unlock func(), err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -43,8 +44,8 @@ func lockStack(ctx context.Context, dir string, timeout time.Duration, waiting f
 			f.Close()
 			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
-		if !said && waiting != nil {
-			waiting("stack %q is being started, changed or stopped by another crawlctl: waiting for it", filepath.Base(dir))
+		if !said {
+			print.Detail("stack %q is being started, changed or stopped by another crawlctl: waiting for it", filepath.Base(dir))
 			said = true
 		}
 		select {

@@ -16,28 +16,30 @@ import (
 	"time"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
-	"github.com/crawlctl/crawlctl/pkg/cluster"
-	"github.com/crawlctl/crawlctl/pkg/config"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
-// Spec is what `up` asks the supervisor for (spec.json in the state dir).
+// Spec is what `up` asks the supervisor for (spec.json in the state dir):
+// the plan up computed and the settings around it.
 type Spec struct {
-	Name   string       `json:"name"`
-	Budget budget.Input `json:"budget"`
+	Name string       `json:"name"`
+	Plan *budget.Plan `json:"plan"`
 	// Target is the crawl target; empty means the built-in simulator.
 	Target string `json:"target,omitempty"`
 	// SimTimeFactor scales the simulator's rate limits.
 	SimTimeFactor float64 `json:"sim_time_factor"`
 	// ProxyAssignment is the workers' --proxy-assignment (pace or hash).
 	ProxyAssignment string `json:"proxy_assignment,omitempty"`
-	// LagThreshold, MinWorkers, PollInterval and Cooldown are KEDA's Kafka
-	// trigger settings.
-	LagThreshold int           `json:"lag_threshold"`
-	MinWorkers   int           `json:"min_workers"`
-	PollInterval time.Duration `json:"poll_interval"`
-	Cooldown     time.Duration `json:"cooldown"`
-	// ScrapeInterval is how often the metrics store scrapes (5s).
+	// Trigger is KEDA's Kafka trigger for workers.
+	stack.Trigger
+	// ScrapeInterval is how often the metrics store scrapes.
 	ScrapeInterval time.Duration `json:"scrape_interval"`
+}
+
+// newSpec is the spec of stack name for plan and o.
+func newSpec(name string, plan *budget.Plan, o stack.UpOptions) Spec {
+	return Spec{Name: name, Plan: plan, Target: o.Target, SimTimeFactor: o.SimTimeFactor,
+		ProxyAssignment: o.ProxyAssignment, Trigger: stack.DefaultTrigger(), ScrapeInterval: o.ScrapeInterval}
 }
 
 // fixedFields names what cannot change while a stack is up.
@@ -52,94 +54,24 @@ func (s Spec) fixedFields(o Spec) []string {
 	if s.ScrapeInterval != o.ScrapeInterval {
 		out = append(out, "--scrape-interval")
 	}
-	if s.Budget.GridWorkers != o.Budget.GridWorkers {
+	if s.Plan.GridWorkers != o.Plan.GridWorkers {
 		out = append(out, "--grid-workers")
 	}
-	if s.Budget.Partitions < o.Budget.Partitions {
+	if s.Plan.Partitions < o.Plan.Partitions {
 		out = append(out, "--partitions (it can grow, not shrink)")
 	}
 	return out
-}
-
-// defaults fills the autoscaling defaults.
-func (s *Spec) defaults() {
-	if s.SimTimeFactor <= 0 {
-		s.SimTimeFactor = 1
-	}
-	if s.LagThreshold <= 0 {
-		s.LagThreshold = 50
-	}
-	if s.MinWorkers <= 0 {
-		s.MinWorkers = 1
-	}
-	if s.PollInterval <= 0 {
-		s.PollInterval = 5 * time.Second
-	}
-	if s.Cooldown <= 0 {
-		s.Cooldown = 30 * time.Second
-	}
-	if s.ScrapeInterval <= 0 {
-		s.ScrapeInterval = 5 * time.Second
-	}
 }
 
 // State is what the supervisor reports (state.json in the state dir).
 type State struct {
 	// Spec is the spec the supervisor runs now (it changes when `up`
 	// applies new settings).
-	Spec      Spec              `json:"spec"`
-	PID       int               `json:"pid"`
-	StartedAt time.Time         `json:"started_at"`
-	Admin     string            `json:"admin"` // the supervisor's own /status, /readyz, /metrics
-	Endpoints cluster.Endpoints `json:"endpoints"`
-}
-
-// StateDir is $XDG_STATE_HOME/crawlctl/<name>, else
-// ~/.local/state/crawlctl/<name>. The name must be a valid stack name
-// (config.ValidateName), so the directory is always one entry of the root.
-func StateDir(name string) (string, error) {
-	if err := config.ValidateName(name); err != nil {
-		return "", err
-	}
-	root, err := stateRoot()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(root, name), nil
-}
-
-// stateRoot is the directory every stack's state directory is in.
-func stateRoot() (string, error) {
-	base := os.Getenv("XDG_STATE_HOME")
-	if base == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("finding the state directory: %w (set XDG_STATE_HOME)", err)
-		}
-		base = filepath.Join(home, ".local", "state")
-	}
-	abs, err := filepath.Abs(filepath.Join(base, "crawlctl"))
-	if err != nil {
-		return "", fmt.Errorf("finding the state directory: %w", err)
-	}
-	return abs, nil
-}
-
-// ownDir checks that dir is one stack's directory: a valid stack name
-// directly under the state root. Nothing outside it is ever deleted.
-func ownDir(dir string) error {
-	root, err := stateRoot()
-	if err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	if filepath.Dir(abs) != root || config.ValidateName(filepath.Base(abs)) != nil {
-		return fmt.Errorf("%s is not a stack's state directory (one entry of %s): not deleting it", dir, root)
-	}
-	return nil
+	Spec      Spec            `json:"spec"`
+	PID       int             `json:"pid"`
+	StartedAt time.Time       `json:"started_at"`
+	Admin     string          `json:"admin"` // the supervisor's own /status, /readyz, /metrics
+	Endpoints stack.Endpoints `json:"endpoints"`
 }
 
 const (
@@ -169,7 +101,7 @@ func readJSON(path string, v any) error {
 }
 
 // ErrNotUp is returned when no stack of that name runs.
-var ErrNotUp = errors.New("no local stack is up")
+var ErrNotUp = stack.ErrNotUp
 
 // DiedError is the state a supervisor left when it died (a crash, kill -9,
 // a reboot): it is reported, never trusted or signalled. It is an ErrNotUp.

@@ -228,3 +228,34 @@ func TestConcurrentUpsAndCrash(t *testing.T) {
 		t.Errorf("down --purge after a crash: exit %d: %s", code, errOut)
 	}
 }
+
+// TestNameFlagSelectsTheStack: the global --name is the stack on every
+// command, seed and collect included (their run and folder names have
+// their own flags).
+func TestNameFlagSelectsTheStack(t *testing.T) {
+	c := newStack(t, "crawl") // CRAWLCTL_NAME=crawl; --name wins over it
+	t.Cleanup(func() { c.run("--name", "lab", "down", "--purge") })
+	c.must("up", "--name", "lab", "--provider", "local", "--proxies", "1", "--sim-time-factor", "20", "--scrape-interval", "200ms")
+	if _, errOut, code := c.run("status"); code == 0 || !strings.Contains(errOut, `stack "crawl" is not up`) {
+		t.Fatalf("status of the default stack: exit %d, %s; want it not up", code, errOut)
+	}
+	c.must("seed", "--name", "lab", "--count", "1", "--max-depth", "1", "--run-name", "poets")
+	var st local.Status
+	if err := json.Unmarshal([]byte(c.must("status", "--name", "lab", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Name != "lab" || st.Run == nil || st.Run.Name != "poets" {
+		t.Fatalf("status --name lab: stack %q, run %+v; want lab running poets", st.Name, st.Run)
+	}
+	out := t.TempDir()
+	dir := strings.TrimSpace(c.must("collect", "--name", "lab", "--until-drained", "--out", out, "--folder", "mine", "--step", "1s"))
+	if want := filepath.Join(out, "worker_autoscaler_egress_proxy", "mine"); dir != want {
+		t.Errorf("collect wrote %s, want %s", dir, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run.json")); err != nil {
+		t.Error(err)
+	}
+	if _, errOut, code := c.run("down", "--name", "lab"); code != 0 || !strings.Contains(errOut, `stack "lab" is down`) {
+		t.Errorf("down --name lab: exit %d, %s", code, errOut)
+	}
+}

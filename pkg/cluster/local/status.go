@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
+	"text/tabwriter"
 	"time"
 
-	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/gridregistry"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
@@ -34,7 +38,7 @@ type Status struct {
 	Provider   string                `json:"provider"`
 	Name       string                `json:"name"`
 	PID        int                   `json:"pid"`
-	Endpoints  cluster.Endpoints     `json:"endpoints"`
+	Endpoints  stack.Endpoints       `json:"endpoints"`
 	Components []ComponentStatus     `json:"components"`
 	Replicas   map[string]Replicas   `json:"replicas"`
 	LagTotal   int64                 `json:"frontier_lag_total"`
@@ -45,7 +49,7 @@ type Status struct {
 }
 
 func (s *Supervisor) status(ctx context.Context) *Status {
-	st := &Status{Provider: cluster.Local, Name: s.spec.Name, PID: 0, Replicas: map[string]Replicas{}}
+	st := &Status{Provider: stack.Local, Name: s.spec.Name, PID: 0, Replicas: map[string]Replicas{}}
 	for _, c := range s.allChildren() {
 		c.mu.Lock()
 		restarts := c.restarts
@@ -73,7 +77,7 @@ func (s *Supervisor) status(ctx context.Context) *Status {
 		}
 		st.Replicas[comp] = r
 	}
-	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	lctx, cancel := context.WithTimeout(ctx, lagReadTimeout)
 	defer cancel()
 	if lag, err := topics.Lag(lctx, s.adm, topics.WorkerGroup, topics.Frontier); err == nil {
 		st.Lag = lag
@@ -114,4 +118,50 @@ func FetchStatus(ctx context.Context, st *State) (*Status, error) {
 	}
 	out.PID, out.Endpoints = st.PID, st.Endpoints
 	return &out, nil
+}
+
+// WriteTable prints the components, the grid, the frontier's lag and the
+// newest run.
+func (st *Status) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "stack %q (%s, supervisor pid %d), api %s\n\n", st.Name, st.Provider, st.PID, st.Endpoints.API)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tREADY\tDESIRED\tMAX\tRESTARTS")
+	restarts := map[string]int{}
+	for _, c := range st.Components {
+		restarts[c.Name] += c.Restarts
+	}
+	for _, name := range []string{budget.Proxy, budget.GraphWriter, budget.Worker, budget.GridProxy, budget.Browser} {
+		r, ok := st.Replicas[name]
+		if !ok && (name == budget.GridProxy || name == budget.Browser) {
+			continue // no grid
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", name, r.Ready, r.Desired, r.Max, restarts[name])
+	}
+	tw.Flush()
+	if len(st.Grid) > 0 {
+		fmt.Fprintf(w, "\ngrid %s\n", st.Endpoints.Grid)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "GRID WORKER\tSTATUS\tACTIVE\tLIFETIME")
+		for _, g := range st.Grid {
+			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\n", g.ID, g.Status, g.Active, g.MaxConcurrent, g.Lifetime, g.MaxLifetime)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "\nfrontier lag: %d", st.LagTotal)
+	var busy []string
+	for _, l := range st.Lag {
+		if l.Lag > 0 {
+			busy = append(busy, fmt.Sprintf("p%d=%d", l.Partition, l.Lag))
+		}
+	}
+	if len(busy) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(busy, " "))
+	}
+	fmt.Fprintln(w)
+	if r := st.Run; r != nil {
+		c := r.Counters
+		fmt.Fprintf(w, "run %s (%s): %s; enqueued %d, crawled %d, deduped %d, retried %d, dlq %d, edges written %d\n",
+			r.ID, r.Name, r.State, c.Enqueued, c.Crawled, c.Deduped, c.Retried, c.DLQ, c.EdgesWritten)
+	}
+	return nil
 }

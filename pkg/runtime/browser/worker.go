@@ -55,6 +55,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
+// DefaultOptions are a browser worker's defaults, which its flags show;
+// New fills the zero browser and timings from them.
+func DefaultOptions() Options {
+	return Options{Browser: "chromium", MaxConcurrent: 5, MaxLifetime: 50, DrainTimeout: 30 * time.Second,
+		HeartbeatInterval: 5 * time.Second, Relay: wsrelay.DefaultOptions()}
+}
+
 // Status is what GET /status answers: the registration and the counts.
 type Status struct {
 	gridregistry.WorkerInfo
@@ -90,8 +97,9 @@ type Worker struct {
 
 // New checks opts and builds a worker; Run starts it.
 func New(opts Options) (*Worker, error) {
+	d := DefaultOptions()
 	if opts.Browser == "" {
-		opts.Browser = "chromium"
+		opts.Browser = d.Browser
 	}
 	if opts.MaxConcurrent < 1 || opts.MaxLifetime < 1 {
 		return nil, fmt.Errorf("max concurrent (%d) and max lifetime (%d) sessions must be at least 1", opts.MaxConcurrent, opts.MaxLifetime)
@@ -103,10 +111,10 @@ func New(opts Options) (*Worker, error) {
 		opts.ID = strings.ReplaceAll(opts.Advertise, ":", "-")
 	}
 	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 30 * time.Second
+		opts.DrainTimeout = d.DrainTimeout
 	}
 	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = 5 * time.Second
+		opts.HeartbeatInterval = d.HeartbeatInterval
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()

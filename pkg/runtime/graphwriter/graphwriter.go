@@ -37,6 +37,16 @@ type Options struct {
 	Registerer     prometheus.Registerer
 }
 
+// DefaultOptions are a graph writer's defaults, which its flags show; New fills
+// every zero field from them.
+func DefaultOptions() Options {
+	return Options{
+		BatchSize:      1000,
+		BatchWait:      200 * time.Millisecond,
+		SessionTimeout: 10 * time.Second,
+	}
+}
+
 // Writer is one graph writer.
 type Writer struct {
 	opts Options
@@ -59,14 +69,15 @@ func New(opts Options) (*Writer, error) {
 	if len(opts.Brokers) == 0 || opts.Store == nil {
 		return nil, errors.New("graph writer: Kafka brokers and a graph store are required")
 	}
+	d := DefaultOptions()
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 1000
+		opts.BatchSize = d.BatchSize
 	}
 	if opts.BatchWait <= 0 {
-		opts.BatchWait = 200 * time.Millisecond
+		opts.BatchWait = d.BatchWait
 	}
 	if opts.SessionTimeout <= 0 {
-		opts.SessionTimeout = 10 * time.Second
+		opts.SessionTimeout = d.SessionTimeout
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

@@ -58,6 +58,18 @@ type Options struct {
 	Registerer   prometheus.Registerer
 }
 
+// DefaultOptions are a grid proxy's defaults, which its flags show; New fills every
+// zero field from them.
+func DefaultOptions() Options {
+	return Options{
+		SelectTimeout:  5 * time.Second,
+		QueueSize:      100,
+		HealthInterval: 2 * time.Second,
+		DialAttempts:   3,
+		Relay:          wsrelay.DefaultOptions(),
+	}
+}
+
 // Grid is a grid proxy.
 type Grid struct {
 	opts     Options
@@ -83,17 +95,18 @@ func New(opts Options) (*Grid, error) {
 	if opts.Registry == nil {
 		return nil, errors.New("grid: no registry")
 	}
+	d := DefaultOptions()
 	if opts.SelectTimeout <= 0 {
-		opts.SelectTimeout = 5 * time.Second
+		opts.SelectTimeout = d.SelectTimeout
 	}
 	if opts.QueueSize <= 0 {
-		opts.QueueSize = 100
+		opts.QueueSize = d.QueueSize
 	}
 	if opts.HealthInterval <= 0 {
-		opts.HealthInterval = 2 * time.Second
+		opts.HealthInterval = d.HealthInterval
 	}
 	if opts.DialAttempts <= 0 {
-		opts.DialAttempts = 3
+		opts.DialAttempts = d.DialAttempts
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()

@@ -1,6 +1,7 @@
 package olsim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -28,11 +29,15 @@ type Rule struct {
 	Burst     int
 }
 
+// JSONRule names the default rule of the JSON API (3 req/s per IP), the
+// one a crawler meets.
+const JSONRule = "json"
+
 // DefaultRules are Open Library's published enforcement: JSON endpoints 180
 // requests a minute with a small burst, HTML pages 1 a second.
 func DefaultRules() []Rule {
 	return []Rule{
-		{Name: "json", Suffix: ".json", PerSecond: 3, Burst: 5},
+		{Name: JSONRule, Suffix: ".json", PerSecond: 3, Burst: 5},
 		{Name: "html", PerSecond: 1, Burst: 1},
 	}
 }
@@ -82,6 +87,21 @@ type Options struct {
 // DefaultOptions is Open Library's behaviour at real speed.
 func DefaultOptions() Options {
 	return Options{Catalogue: DefaultCatalogue(), Rules: DefaultRules(), TimeFactor: 1, SlowDelay: 5 * time.Second}
+}
+
+// RuleRate is the rate of the named rule in requests a second per client
+// IP, scaled by the time factor (0 when there is no such rule, or no
+// limits): what a crawler paces each egress at to see no 429.
+func (o Options) RuleRate(name string) float64 {
+	if o.NoLimits {
+		return 0
+	}
+	for _, r := range o.Rules {
+		if r.Name == name {
+			return r.PerSecond * cmp.Or(o.TimeFactor, 1)
+		}
+	}
+	return 0
 }
 
 // Server serves the simulated catalogue.

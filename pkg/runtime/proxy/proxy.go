@@ -35,6 +35,16 @@ type Options struct {
 	Registerer            prometheus.Registerer
 }
 
+// DefaultOptions are a proxy's defaults, which its flags show; New fills every zero
+// timeout from them.
+func DefaultOptions() Options {
+	return Options{
+		DialTimeout:           10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		TunnelIdleTimeout:     2 * time.Minute,
+	}
+}
+
 // Proxy is the forward proxy handler.
 type Proxy struct {
 	opts   Options
@@ -73,14 +83,15 @@ func (b *bufferPool) put(p *[]byte) { b.p.Put(p) }
 
 // New builds a proxy.
 func New(opts Options) (*Proxy, error) {
+	d := DefaultOptions()
 	if opts.DialTimeout <= 0 {
-		opts.DialTimeout = 10 * time.Second
+		opts.DialTimeout = d.DialTimeout
 	}
 	if opts.ResponseHeaderTimeout <= 0 {
-		opts.ResponseHeaderTimeout = 30 * time.Second
+		opts.ResponseHeaderTimeout = d.ResponseHeaderTimeout
 	}
 	if opts.TunnelIdleTimeout <= 0 {
-		opts.TunnelIdleTimeout = 2 * time.Minute
+		opts.TunnelIdleTimeout = d.TunnelIdleTimeout
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

@@ -65,39 +65,57 @@ type Options struct {
 // asks of every client.
 const DefaultUserAgent = "crawlctl/1 (+https://github.com/crawlctl/crawlctl; crawl experiments)"
 
+// DefaultOptions are a worker's defaults, which its flags show; New fills every zero
+// field from them.
+func DefaultOptions() Options {
+	return Options{
+		ConcurrentJobs: 5,
+		MaxAttempts:    4,
+		BackoffBase:    200 * time.Millisecond,
+		BackoffMax:     30 * time.Second,
+		MaxBodyBytes:   4 << 20,
+		FetchTimeout:   30 * time.Second,
+		MaxPacingWait:  5 * time.Minute,
+		UserAgent:      DefaultUserAgent,
+		SessionTimeout: 10 * time.Second,
+		DrainTimeout:   30 * time.Second,
+	}
+}
+
 func (o *Options) defaults() {
+	d := DefaultOptions()
 	if o.Fetcher == nil {
 		o.Fetcher = NewDirect()
 	}
 	if o.ConcurrentJobs <= 0 {
-		o.ConcurrentJobs = 5
+		o.ConcurrentJobs = d.ConcurrentJobs
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 4
+		o.MaxAttempts = d.MaxAttempts
 	}
 	if o.BackoffBase <= 0 {
-		o.BackoffBase = 200 * time.Millisecond
+		o.BackoffBase = d.BackoffBase
 	}
 	if o.BackoffMax <= 0 {
-		o.BackoffMax = 30 * time.Second
+		o.BackoffMax = d.BackoffMax
 	}
 	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 4 << 20
+		o.MaxBodyBytes = d.MaxBodyBytes
 	}
 	if o.FetchTimeout <= 0 {
-		o.FetchTimeout = 30 * time.Second
+		o.FetchTimeout = d.FetchTimeout
 	}
 	if o.MaxPacingWait <= 0 {
-		o.MaxPacingWait = 5 * time.Minute
+		o.MaxPacingWait = d.MaxPacingWait
 	}
 	if o.UserAgent == "" {
-		o.UserAgent = DefaultUserAgent
+		o.UserAgent = d.UserAgent
 	}
 	if o.SessionTimeout <= 0 {
-		o.SessionTimeout = 10 * time.Second
+		o.SessionTimeout = d.SessionTimeout
 	}
 	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 30 * time.Second
+		o.DrainTimeout = d.DrainTimeout
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -1,4 +1,4 @@
-package cluster
+package stack
 
 import (
 	"encoding/json"
@@ -11,10 +11,11 @@ import (
 // recordFile is the record's name in the stack's state directory.
 const recordFile = "kube.json"
 
-// KubeRecord is where a stack was installed by the kube provider. `crawlctl
-// up --provider kube` keeps it in the stack's state directory so that status
-// and down find the cluster again without the flags.
-type KubeRecord struct {
+// Record is where a stack was installed in a cluster (by the kube or the
+// kind provider). `crawlctl up` keeps it in the stack's state directory so
+// that status, seed, collect and down find the cluster again without the
+// flags.
+type Record struct {
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	Context    string `json:"context,omitempty"`
 	Namespace  string `json:"namespace"`
@@ -29,25 +30,17 @@ type KubeRecord struct {
 	PortForward bool      `json:"portForward,omitempty"`
 }
 
-// PortForwards are the kubectl commands that make a cluster's stack
-// answer on the same local ports as kind's (the charts' Services: api on
-// 8080, prometheus on 9090, grid on 8080).
-func PortForwards(namespace string) string {
-	return fmt.Sprintf("kubectl -n %[1]s port-forward svc/api 8088:8080 & kubectl -n %[1]s port-forward svc/prometheus 9090:9090 & "+
-		"kubectl -n %[1]s port-forward svc/grid 8080:8080", namespace)
-}
-
 // Unreachable says what to do when the recorded stack's API or Prometheus
 // does not answer.
-func (r *KubeRecord) Unreachable() string {
+func (r *Record) Unreachable() string {
 	if r.PortForward {
 		return fmt.Sprintf("the stack runs in the cluster at %s: is the port-forward running? %s", r.Server, PortForwards(r.Namespace))
 	}
 	return fmt.Sprintf("the stack runs in the cluster at %s: crawlctl status shows whether its pods are ready", r.Server)
 }
 
-// WriteKubeRecord keeps r in dir.
-func WriteKubeRecord(dir string, r KubeRecord) error {
+// WriteRecord keeps r in dir.
+func WriteRecord(dir string, r Record) error {
 	if r.Kubeconfig != "" {
 		abs, err := filepath.Abs(r.Kubeconfig)
 		if err != nil {
@@ -65,8 +58,8 @@ func WriteKubeRecord(dir string, r KubeRecord) error {
 	return os.WriteFile(filepath.Join(dir, recordFile), append(b, '\n'), 0o644)
 }
 
-// ReadKubeRecord reads the record in dir; nil and no error when there is none.
-func ReadKubeRecord(dir string) (*KubeRecord, error) {
+// ReadRecord reads the record in dir; nil and no error when there is none.
+func ReadRecord(dir string) (*Record, error) {
 	b, err := os.ReadFile(filepath.Join(dir, recordFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -74,15 +67,15 @@ func ReadKubeRecord(dir string) (*KubeRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r KubeRecord
+	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%s is damaged (%w): delete it (the release stays installed: `helm uninstall` removes it)", filepath.Join(dir, recordFile), err)
 	}
 	return &r, nil
 }
 
-// RemoveKubeRecord deletes the record in dir, if any.
-func RemoveKubeRecord(dir string) error {
+// RemoveRecord deletes the record in dir, if any.
+func RemoveRecord(dir string) error {
 	if err := os.Remove(filepath.Join(dir, recordFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
