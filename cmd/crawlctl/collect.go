@@ -56,24 +56,16 @@ API only. --until-drained first waits for the run to drain.`,
 			if o.Timeline, err = timeline.Read(dir); err != nil {
 				return err
 			}
+			var res *collect.Result
 			if untilDrained {
-				run, err := collect.WaitDrained(ctx, o.API, o.RunID, 2*time.Second, a.drainProgress)
-				if err != nil {
-					return withHint(err, acc.Hint)
-				}
-				o.RunID = run.ID
+				res, err = collect.UntilDrained(ctx, o, acc.ScrapeInterval, a.drainProgress)
 				if !a.cfg.Quiet && isTerminal(a.errOut) {
 					fmt.Fprintln(a.errOut)
 				}
-				// Let the last scrape see the drained state.
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(acc.ScrapeInterval + time.Second):
-				}
+			} else {
+				a.progress("collecting metrics from %s", o.Prometheus)
+				res, err = collect.Collect(ctx, o)
 			}
-			a.progress("collecting metrics from %s", o.Prometheus)
-			res, err := collect.Collect(ctx, o)
 			if err != nil {
 				return withHint(err, acc.Hint)
 			}

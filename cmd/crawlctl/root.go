@@ -98,6 +98,7 @@ Without Docker the same stack runs as local processes.`,
 		newStatusCommand(a),
 		newSeedCommand(a),
 		newCollectCommand(a),
+		newExperimentCommand(a),
 		newLogsCommand(a),
 		newRunCommand(a),
 	)

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,7 +15,6 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/cluster"
 	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
-	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 	"github.com/crawlctl/crawlctl/pkg/stack"
 )
@@ -291,10 +287,10 @@ list. A bad seed is reported and nothing is enqueued.
 			if err != nil {
 				return err
 			}
-			run, err := createRun(cmd.Context(), acc.Endpoints.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
-			var ue usageError
-			if errors.As(err, &ue) {
-				return err
+			run, err := api.CreateRun(cmd.Context(), acc.Endpoints.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
+			var refused *api.RefusedError
+			if errors.As(err, &refused) {
+				return usageError{err}
 			}
 			if err != nil {
 				return withHint(err, acc.Hint)
@@ -328,40 +324,9 @@ func readSeeds(count int, file string) ([]string, error) {
 	case file == "":
 		return nil, errors.New("no seeds: give --count N (built-in seeds) or --file FILE")
 	}
-	return readSeedFile(file)
-}
-
-// createRun posts a run to the control API.
-func createRun(ctx context.Context, apiURL string, req api.RunRequest) (*runstate.Run, error) {
-	body, err := json.Marshal(req)
+	seeds, err := api.ReadSeedFile(file)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--file: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/v1/runs", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("calling the control API: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		var e struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		json.NewDecoder(resp.Body).Decode(&e)
-		if resp.StatusCode == http.StatusBadRequest {
-			return nil, usageErrorf("%s (nothing was enqueued)", e.Error.Message)
-		}
-		return nil, fmt.Errorf("the control API answered %s: %s", resp.Status, e.Error.Message)
-	}
-	var run runstate.Run
-	if err := json.NewDecoder(resp.Body).Decode(&run); err != nil {
-		return nil, err
-	}
-	return &run, nil
+	return seeds, nil
 }

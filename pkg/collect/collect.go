@@ -120,7 +120,7 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := writeOverview(filepath.Join(dir, "screenshots", "overview.png"), run, panels, start, end); err != nil {
+	if err := writeOverview(filepath.Join(dir, "screenshots", "overview.png"), panels, start, end); err != nil {
 		return nil, err
 	}
 	sum := summarize(run, panels, egress, fetches, o.StuckAfter)
@@ -213,6 +213,26 @@ type Progress struct {
 	Lag        int64
 	Elapsed    time.Duration
 }
+
+// UntilDrained waits until the run drains (o.RunID, else the newest),
+// then for one more scrape of the metrics store (every scrape), so that
+// the snapshot sees the drained state, and collects it.
+func UntilDrained(ctx context.Context, o Options, scrape time.Duration, report func(Progress)) (*Result, error) {
+	run, err := WaitDrained(ctx, o.API, o.RunID, drainPoll, report)
+	if err != nil {
+		return nil, err
+	}
+	o.RunID = run.ID
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(scrape + time.Second):
+	}
+	return Collect(ctx, o)
+}
+
+// drainPoll is how often UntilDrained asks whether the run drained.
+const drainPoll = 2 * time.Second
 
 // WaitDrained polls the run until it drains, calling report on each poll.
 func WaitDrained(ctx context.Context, api, id string, every time.Duration, report func(Progress)) (*runstate.Run, error) {

@@ -12,8 +12,6 @@ import (
 
 	chart "github.com/wcharczuk/go-chart/v2"
 	"github.com/wcharczuk/go-chart/v2/drawing"
-
-	"github.com/crawlctl/crawlctl/pkg/runstate"
 )
 
 // maxLegend is the most series a panel names in its legend.
@@ -26,35 +24,36 @@ const (
 )
 
 // writeOverview draws every panel, two columns wide, on one time axis, and
-// writes the picture as PNG. (go-chart parses its font on first use, so the
+// writes the picture as PNG; an odd last panel spans both columns, so no
+// tile is left empty. (go-chart parses its font on first use, so the
 // processes that never draw pay nothing for it.)
-func writeOverview(path string, run *runstate.Run, ps []*PanelData, start, end time.Time) error {
+func writeOverview(path string, ps []*PanelData, start, end time.Time) error {
 	const cols = 2
 	rows := (len(ps) + cols - 1) / cols
 	canvas := image.NewRGBA(image.Rect(0, 0, cols*tileWidth, rows*tileHeight))
 	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
 	for i, d := range ps {
-		tile, err := renderPanel(d, start, end)
+		width := tileWidth
+		if i == len(ps)-1 && i%cols == 0 {
+			width = cols * tileWidth
+		}
+		tile, err := renderPanel(d, start, end, width)
 		if err != nil {
 			return fmt.Errorf("drawing %s: %w", d.File, err)
 		}
 		at := image.Pt((i%cols)*tileWidth, (i/cols)*tileHeight)
 		draw.Draw(canvas, image.Rectangle{Min: at, Max: at.Add(tile.Bounds().Size())}, tile, tile.Bounds().Min, draw.Over)
 	}
-	if len(ps)%cols != 0 { // the free tile names the run
-		info := &PanelData{Panel: Panel{Title: fmt.Sprintf("run %s: %d URLs crawled, %d edges", run.ID, run.Counters.Crawled, run.Counters.EdgesWritten)}}
-		tile, err := renderPanel(info, start, end)
-		if err != nil {
-			return err
-		}
-		at := image.Pt((len(ps)%cols)*tileWidth, (len(ps)/cols)*tileHeight)
-		draw.Draw(canvas, image.Rectangle{Min: at, Max: at.Add(tile.Bounds().Size())}, tile, tile.Bounds().Min, draw.Over)
-	}
+	return WritePNG(path, canvas)
+}
+
+// WritePNG writes img to path.
+func WritePNG(path string, img image.Image) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := png.Encode(f, canvas); err != nil {
+	if err := png.Encode(f, img); err != nil {
 		f.Close()
 		return err
 	}
@@ -62,7 +61,7 @@ func writeOverview(path string, run *runstate.Run, ps []*PanelData, start, end t
 }
 
 // renderPanel draws one panel as an image.
-func renderPanel(d *PanelData, start, end time.Time) (image.Image, error) {
+func renderPanel(d *PanelData, start, end time.Time, width int) (image.Image, error) {
 	var series []chart.Series
 	ymax := 0.0
 	for i, s := range d.Series {
@@ -90,28 +89,21 @@ func renderPanel(d *PanelData, start, end time.Time) (image.Image, error) {
 		series = append(series, chart.TimeSeries{XValues: []time.Time{start, end}, YValues: []float64{0, 0},
 			Style: chart.Style{StrokeColor: drawing.ColorTransparent}})
 	}
-	if ymax == 0 {
-		ymax = 1
-	}
+	yticks, ytop := NiceTicks(ymax, 5)
 	c := chart.Chart{
 		Title:      title,
 		TitleStyle: chart.Style{FontSize: 11},
-		Width:      tileWidth,
+		Width:      width,
 		Height:     tileHeight,
 		Background: chart.Style{Padding: chart.Box{Top: 70, Left: 10, Right: 20, Bottom: 10}}, // title, then the legend
 		XAxis: chart.XAxis{
-			ValueFormatter: chart.TimeValueFormatterWithFormat(time.TimeOnly),
-			Range:          &chart.ContinuousRange{Min: chart.TimeToFloat64(start), Max: chart.TimeToFloat64(end)},
+			Range: &chart.ContinuousRange{Min: chart.TimeToFloat64(start), Max: chart.TimeToFloat64(end)},
+			Ticks: TimeTicks(start, end, 8*width/tileWidth),
 		},
 		YAxis: chart.YAxis{
 			Name:  d.YLabel,
-			Range: &chart.ContinuousRange{Min: 0, Max: ymax * 1.05},
-			ValueFormatter: func(v any) string {
-				if f, ok := v.(float64); ok {
-					return fmt.Sprintf("%.4g", f)
-				}
-				return ""
-			},
+			Range: &chart.ContinuousRange{Min: 0, Max: ytop},
+			Ticks: yticks,
 		},
 		Series: series,
 	}

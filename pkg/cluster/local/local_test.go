@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"image/color"
-	"image/png"
 	"net/http"
 	"os"
 	"os/exec"
@@ -294,15 +293,7 @@ func checkCollect(t *testing.T, c crawlctl, runID string) {
 		t.Errorf("summary.md: %v\n%s", err, md)
 	}
 	// The picture decodes and is not blank.
-	f, err := os.Open(filepath.Join(dir, "screenshots", "overview.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testenv.DecodePNG(t, filepath.Join(dir, "screenshots", "overview.png"))
 	colors := map[color.Color]bool{}
 	bounds := img.Bounds()
 	for y := bounds.Min.Y; y < bounds.Max.Y; y += 3 {

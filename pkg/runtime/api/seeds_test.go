@@ -1,4 +1,4 @@
-package main
+package api_test
 
 import (
 	"encoding/json"
@@ -50,7 +50,7 @@ func TestReadSeedFile(t *testing.T) {
 		{"a JSON item that is not text", write("bad.json", `["OL9388A", "a\u0000b"]`), 0, []string{"item 2", "not text"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			seeds, err := readSeedFile(tc.path)
+			seeds, err := api.ReadSeedFile(tc.path)
 			if len(tc.errHas) == 0 {
 				if err != nil || len(seeds) != tc.seeds {
 					t.Fatalf("%d seeds, %v; want %d", len(seeds), err, tc.seeds)

@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"bufio"
@@ -9,42 +9,40 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 )
 
 // maxSeedFileBytes is the largest seed file: the API's body limit, which
-// fits api.MaxSeeds seeds of api.MaxSeedLength.
-const maxSeedFileBytes = api.MaxBodyBytes
+// fits MaxSeeds seeds of MaxSeedLength.
+const maxSeedFileBytes = MaxBodyBytes
 
-// readSeedFile reads one seed per line (blank lines and # comments
+// ReadSeedFile reads one seed per line (blank lines and # comments
 // skipped) or a JSON list, within the API's limits, stated before the file
 // is read: its size, each seed's length, their count; binary input is
 // refused with its line number. Errors quote a short excerpt at most.
-func readSeedFile(file string) ([]string, error) {
+func ReadSeedFile(file string) ([]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("--file: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err != nil {
-		return nil, fmt.Errorf("--file: %w", err)
+		return nil, err
 	} else if st.Size() > maxSeedFileBytes {
-		return nil, fmt.Errorf("--file %s is %d bytes, over the %d-byte limit (%d seeds of at most %d bytes): split it into several runs",
-			file, st.Size(), maxSeedFileBytes, api.MaxSeeds, api.MaxSeedLength)
+		return nil, fmt.Errorf("seed file %s is %d bytes, over the %d-byte limit (%d seeds of at most %d bytes): split it into several runs",
+			file, st.Size(), maxSeedFileBytes, MaxSeeds, MaxSeedLength)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSeedFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("--file: %w", err)
+		return nil, err
 	}
 	if len(b) > maxSeedFileBytes {
-		return nil, fmt.Errorf("--file %s is over the %d-byte limit", file, maxSeedFileBytes)
+		return nil, fmt.Errorf("seed file %s is over the %d-byte limit", file, maxSeedFileBytes)
 	}
 	var seeds []string
 	var where []string // "line N" or "item N", for errors
 	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
 		if err := json.Unmarshal(t, &seeds); err != nil {
-			return nil, fmt.Errorf("--file %s: not a JSON list of strings: %w", file, err)
+			return nil, fmt.Errorf("seed file %s: not a JSON list of strings: %w", file, err)
 		}
 		for i := range seeds {
 			where = append(where, fmt.Sprintf("item %d", i+1))
@@ -58,18 +56,18 @@ func readSeedFile(file string) ([]string, error) {
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("--file %s: %w", file, err)
+			return nil, fmt.Errorf("seed file %s: %w", file, err)
 		}
 	}
-	if len(seeds) > api.MaxSeeds {
-		return nil, fmt.Errorf("--file %s has %d seeds, over the limit of %d: split it into several runs", file, len(seeds), api.MaxSeeds)
+	if len(seeds) > MaxSeeds {
+		return nil, fmt.Errorf("seed file %s has %d seeds, over the limit of %d: split it into several runs", file, len(seeds), MaxSeeds)
 	}
 	if len(seeds) == 0 {
-		return nil, errors.New("--file " + file + " has no seed")
+		return nil, errors.New("seed file " + file + " has no seed")
 	}
 	for i, s := range seeds {
-		if err := api.CheckSeed(s); err != nil {
-			return nil, fmt.Errorf("--file %s, %s: %w", file, where[i], err)
+		if err := CheckSeed(s); err != nil {
+			return nil, fmt.Errorf("seed file %s, %s: %w", file, where[i], err)
 		}
 	}
 	return seeds, nil

@@ -1,0 +1,56 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/runstate"
+)
+
+// clientTimeout bounds one request of CreateRun.
+const clientTimeout = 30 * time.Second
+
+// RefusedError is a run the API refused as bad input (400): a seed off
+// the target, a bad depth. Nothing was enqueued.
+type RefusedError struct{ Message string }
+
+func (e *RefusedError) Error() string { return e.Message + " (nothing was enqueued)" }
+
+// CreateRun posts a run to the control API at base.
+func CreateRun(ctx context.Context, base string, req RunRequest) (*runstate.Run, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/runs", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: clientTimeout}).Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("calling the control API: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		var e struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		if resp.StatusCode == http.StatusBadRequest {
+			return nil, &RefusedError{e.Error.Message}
+		}
+		return nil, fmt.Errorf("the control API answered %s: %s", resp.Status, e.Error.Message)
+	}
+	var run runstate.Run
+	if err := json.NewDecoder(resp.Body).Decode(&run); err != nil {
+		return nil, err
+	}
+	return &run, nil
+}
