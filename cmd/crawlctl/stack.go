@@ -13,6 +13,7 @@ import (
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/cluster"
+	"github.com/crawlctl/crawlctl/pkg/config"
 	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
@@ -87,6 +88,7 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 			if cmd.Flags().Changed("install-keda") {
 				o.InstallKEDA = &installKEDA
 			}
+			o.NodeImage = a.cfg.NodeImage
 			ctx := cmd.Context()
 			chosen, why, err := cluster.Choose(ctx, provider)
 			if err != nil {
@@ -118,6 +120,7 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 	}
 	addBudgetFlags(cmd)
 	f := cmd.Flags()
+	config.AddNodeImageFlag(f)
 	f.StringVar(&provider, "provider", stack.Auto, "auto (local), local, kind, or kube (an existing cluster)")
 	f.StringVar(&o.Target, "target", o.Target, "crawl target base URL (default: the built-in Open Library simulator)")
 	f.StringVar(&o.ProxyAssignment, "proxy-assignment", o.ProxyAssignment, "workers' proxy choice: pace (per request, paced) or hash (the reference's fixed hash(hostname) % pool)")

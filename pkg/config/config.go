@@ -27,10 +27,13 @@ const EnvPrefix = "CRAWLCTL"
 // Config is the effective configuration. Its mapstructure tags are the keys
 // of the config file; flags with the same names set them.
 type Config struct {
-	Name         string `mapstructure:"name" json:"name"`
-	Output       string `mapstructure:"output" json:"output"`
-	Verbose      int    `mapstructure:"verbose" json:"verbose"`
-	Quiet        bool   `mapstructure:"quiet" json:"quiet"`
+	Name    string `mapstructure:"name" json:"name"`
+	Output  string `mapstructure:"output" json:"output"`
+	Verbose int    `mapstructure:"verbose" json:"verbose"`
+	Quiet   bool   `mapstructure:"quiet" json:"quiet"`
+	// NodeImage is the kind node image up --provider kind creates the
+	// node from (empty: the one kind's release pins).
+	NodeImage    string `mapstructure:"node-image" json:"node-image"`
 	budget.Input `mapstructure:",squash"`
 }
 
@@ -170,6 +173,13 @@ func AddGlobalFlags(fs *pflag.FlagSet) {
 	for _, k := range []string{"name", "output", "verbose", "quiet"} {
 		annotate(fs, k, k)
 	}
+}
+
+// AddNodeImageFlag adds up's --node-image (env CRAWLCTL_NODE_IMAGE, config
+// key node-image).
+func AddNodeImageFlag(fs *pflag.FlagSet) {
+	fs.String("node-image", "", "with --provider kind: the node image (default: kind's pinned kindest/node; scripts/kind-offline.sh prints one built here)")
+	annotate(fs, "node-image", "node-image")
 }
 
 // sizeFlags are the per-pod size flags: --<component>-<field>.

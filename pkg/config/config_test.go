@@ -25,6 +25,7 @@ func TestEveryFlagHasAKey(t *testing.T) {
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	AddGlobalFlags(fs)
 	AddBudgetFlags(fs)
+	AddNodeImageFlag(fs)
 	var keys []string
 	for _, s := range Settings() {
 		keys = append(keys, s.Key)

@@ -24,6 +24,9 @@ type UpOptions struct {
 	// (kind builds and loads them when empty); RuntimeBinary is the build
 	// kind puts in them.
 	Image, BrowserImage, RuntimeBinary string
+	// NodeImage is the kind node image (empty: the one kind's release
+	// pins; scripts/kind-offline.sh builds one here).
+	NodeImage string
 	// Wait waits for every workload of a cluster stack to be ready.
 	Wait bool
 	// InstallKEDA installs KEDA from its chart when the cluster has none

@@ -31,6 +31,9 @@ type Options struct {
 	Ports stack.Ports
 	// NodeImage overrides NodeImage.
 	NodeImage string
+	// CgroupV1 lets the kubelet run on a cgroup v1 host (failCgroupV1:
+	// false; kubelet 1.35 and later refuse one otherwise).
+	CgroupV1 bool
 }
 
 // Config is the kind cluster configuration for o.
@@ -57,6 +60,9 @@ systemReserved:
   memory: %dMi
 evictionHard:
 %s`, reserved, evictionYAML())
+	if o.CgroupV1 {
+		kubelet += "failCgroupV1: false\n"
+	}
 	c := &v1alpha4.Cluster{
 		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Name:     o.Name,

@@ -207,10 +207,11 @@ func TestPreflight(t *testing.T) {
 	}{
 		{"enough", enough, onPath, nil},
 		{"small VM", map[string]any{"MemTotal": int64(4) << 30, "NCPU": 2, "CgroupVersion": "2"}, onPath,
-			[]string{"Docker has 4096Mi of memory, the budget needs 8192Mi", "Settings → Resources → Memory", "Docker has 2 CPUs, the budget needs 4000m"}},
-		{"cgroup v1 and no CLI", map[string]any{"MemTotal": int64(16) << 30, "NCPU": 8, "CgroupVersion": "1"},
+			[]string{"Docker has 4096Mi of memory, the budget needs 8192Mi", "Settings → Resources → Memory", "--node-memory 4096Mi",
+				"Docker has 2 CPUs, the budget needs 4000m", "--node-cpu 2"}},
+		{"no CLI", map[string]any{"MemTotal": int64(16) << 30, "NCPU": 8, "CgroupVersion": "2"},
 			func(string) (string, error) { return "", errors.New("not found") },
-			[]string{"cgroup v1", "needs cgroup v2", "the docker CLI is not on PATH"}},
+			[]string{"the docker CLI is not on PATH"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -226,7 +227,29 @@ func TestPreflight(t *testing.T) {
 					t.Errorf("error lacks %q: %v", w, err)
 				}
 			}
+			if !stack.IsUsage(err) {
+				t.Errorf("%v is not bad input (exit 2)", err)
+			}
 		})
+	}
+}
+
+// TestCgroupV1 is a warning, not a refusal: Docker caps memory on cgroup
+// v1 too, and the kubelet is told to run there.
+func TestCgroupV1(t *testing.T) {
+	info := map[string]any{"MemTotal": int64(16) << 30, "NCPU": 8, "CgroupVersion": "1"}
+	f, err := Preflight(context.Background(), fakeDocker(t, info), plan(t, nil), func(string) (string, error) { return "/usr/bin/docker", nil })
+	if err != nil || len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0], "cgroup v1") {
+		t.Fatalf("cgroup v1 host: %+v, %v; want a warning and no error", f, err)
+	}
+	for _, v1 := range []bool{false, true} {
+		c, err := Config(Options{Name: "crawl", Plan: plan(t, nil), HostMemoryMi: 16384, CgroupV1: v1, NodeImage: "crawlctl/kind-node:test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(c.KubeadmConfigPatches[0], "failCgroupV1: false"); got != v1 || c.Nodes[0].Image != "crawlctl/kind-node:test" {
+			t.Errorf("cgroup v1 %v: patch %q, image %s", v1, c.KubeadmConfigPatches[0], c.Nodes[0].Image)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 // Docker is the part of the Docker API the preflight reads (the moby
@@ -31,12 +32,16 @@ type Facts struct {
 	CPUs          int    `json:"cpus"`
 	CgroupVersion string `json:"cgroupVersion"`
 	OS            string `json:"os"`
+	// Warnings are what works, but differently than on a current host.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Preflight checks that a Docker daemon answers and has room for plan:
-// memory and CPUs at least the budget's, cgroup v2 (so the node
-// container's memory limit holds), and the docker CLI on PATH (kind runs
-// it). It returns every problem at once, each saying what to change.
+// memory and CPUs at least the budget's and the docker CLI on PATH (kind
+// runs it). It returns every problem at once, each naming the flag or
+// setting that fixes it, as bad input (stack.UsageError). A cgroup v1 host
+// is a warning: Docker caps the node's memory there too, and the kubelet
+// is told to run on it (Config's failCgroupV1: false).
 func Preflight(ctx context.Context, d Docker, plan *budget.Plan, lookPath func(string) (string, error)) (Facts, error) {
 	var f Facts
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -52,19 +57,19 @@ func Preflight(ctx context.Context, d Docker, plan *budget.Plan, lookPath func(s
 	f = Facts{MemoryMi: info.Info.MemTotal >> 20, CPUs: info.Info.NCPU, CgroupVersion: info.Info.CgroupVersion, OS: info.Info.OperatingSystem}
 	var errs []error
 	if _, err := lookPath("docker"); err != nil {
-		errs = append(errs, errors.New("the docker CLI is not on PATH: kind runs it to create the node; install it (Debian: docker-ce-cli or docker.io)"))
+		errs = append(errs, stack.Usagef("the docker CLI is not on PATH: kind runs it to create the node; install it (Debian: docker-ce-cli or docker.io)"))
 	}
 	if f.MemoryMi < plan.NodeMemoryMi {
-		errs = append(errs, fmt.Errorf("Docker has %dMi of memory, the budget needs %dMi: give Docker more memory "+
-			"(Docker Desktop: Settings → Resources → Memory) or lower --node-memory", f.MemoryMi, plan.NodeMemoryMi))
+		errs = append(errs, stack.Usagef("Docker has %dMi of memory, the budget needs %dMi: give Docker more memory "+
+			"(Docker Desktop: Settings → Resources → Memory) or size the node to it with --node-memory %dMi", f.MemoryMi, plan.NodeMemoryMi, f.MemoryMi))
 	}
 	if int64(f.CPUs)*1000 < plan.NodeCPUm {
-		errs = append(errs, fmt.Errorf("Docker has %d CPUs, the budget needs %dm: give Docker more CPUs "+
-			"(Docker Desktop: Settings → Resources → CPUs) or lower --node-cpu", f.CPUs, plan.NodeCPUm))
+		errs = append(errs, stack.Usagef("Docker has %d CPUs, the budget needs %dm: give Docker more CPUs "+
+			"(Docker Desktop: Settings → Resources → CPUs) or size the node to it with --node-cpu %d", f.CPUs, plan.NodeCPUm, f.CPUs))
 	}
-	if f.CgroupVersion != "2" {
-		errs = append(errs, fmt.Errorf("the Docker host uses cgroup v%s: the node's memory limit needs cgroup v2 "+
-			"(a current Docker Desktop, or a Linux host booted with systemd.unified_cgroup_hierarchy=1)", f.CgroupVersion))
+	if f.CgroupVersion == "1" {
+		f.Warnings = append(f.Warnings, "the Docker host uses cgroup v1: the node container's memory limit holds, but kubelet 1.35 and later "+
+			"run on it only when told to (failCgroupV1: false, which crawlctl sets); a host on cgroup v2 is what Kubernetes supports")
 	}
 	return f, errors.Join(errs...)
 }

@@ -128,12 +128,16 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 			if facts, err = Preflight(ctx, d, plan, exec.LookPath); err != nil {
 				return "", err
 			}
+			for _, w := range facts.Warnings {
+				p.print.Detail("warning: %s", w)
+			}
 			return fmt.Sprintf("Docker at %s has %dMi and %d CPUs (cgroup v%s): the %dMi budget fits",
 				d.DaemonHost(), facts.MemoryMi, facts.CPUs, facts.CgroupVersion, plan.NodeMemoryMi), nil
 		}},
 		{Name: "config", Do: func(context.Context) (string, error) {
 			var err error
-			if cfg, err = Config(Options{Name: p.name, Plan: plan, HostMemoryMi: facts.MemoryMi, Ports: p.ports}); err != nil {
+			if cfg, err = Config(Options{Name: p.name, Plan: plan, HostMemoryMi: facts.MemoryMi, Ports: p.ports,
+				NodeImage: o.NodeImage, CgroupV1: facts.CgroupVersion == "1"}); err != nil {
 				return "", stack.Usagef("%w", err)
 			}
 			return fmt.Sprintf("node image %s, kubelet reserving %dMi above the budget", cfg.Nodes[0].Image, facts.MemoryMi-plan.NodeMemoryMi), nil
@@ -305,7 +309,7 @@ func (p *Provider) DryRun(ctx context.Context, plan *budget.Plan, uo stack.UpOpt
 	if host == 0 {
 		host = plan.NodeMemoryMi
 	}
-	c, err := Config(Options{Name: p.name, Plan: plan, HostMemoryMi: host, Ports: p.ports})
+	c, err := Config(Options{Name: p.name, Plan: plan, HostMemoryMi: host, Ports: p.ports, NodeImage: uo.NodeImage})
 	if err != nil {
 		return nil, stack.Usagef("%w", err)
 	}
