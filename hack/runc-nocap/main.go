@@ -9,8 +9,12 @@
 // scripts/kind-offline.sh does only where a capability is missing). It
 // removes from the OCI spec it is handed every capability this process's
 // bounding set lacks — the bundle's config.json on create and run, the
-// --process file on exec — and then execs the real runc
-// ($RUNC_NOCAP_RUNC, default /usr/sbin/runc) with the same arguments.
+// --process file on exec — and, without CAP_SYS_RESOURCE, raises an
+// oomScoreAdj below this process's own to it (lowering it needs that
+// capability: the kubelet asks -998 for its static pods' sandboxes), and
+// then execs the real runc ($RUNC_NOCAP_RUNC, default realRunc) with the
+// same arguments. Inside a kind node it stands in for runc itself
+// (scripts/kind-offline.sh installs it so on such a host).
 // It is test-environment code: on a host with a full bounding set it is
 // never installed.
 package main
@@ -25,12 +29,15 @@ import (
 	"syscall"
 )
 
+// realRunc is the runc it runs (-ldflags -X main.realRunc=PATH).
+var realRunc = "/usr/sbin/runc"
+
 func main() {
 	real := os.Getenv("RUNC_NOCAP_RUNC")
 	if real == "" {
-		real = "/usr/sbin/runc"
+		real = realRunc
 	}
-	if err := rewrite(os.Args[1:], bounding()); err != nil {
+	if err := rewrite(os.Args[1:], bounding(), ownOOMScoreAdj()); err != nil {
 		fmt.Fprintln(os.Stderr, "runc-nocap:", err)
 		os.Exit(1)
 	}
@@ -77,8 +84,22 @@ func fromMask(mask uint64) map[string]bool {
 	return out
 }
 
+// ownOOMScoreAdj is this process's oom_score_adj, below which nothing
+// can be set without CAP_SYS_RESOURCE.
+func ownOOMScoreAdj() int {
+	b, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return -1000
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1000
+	}
+	return v
+}
+
 // rewrite edits the spec runc is about to read, if the command has one.
-func rewrite(args []string, allowed map[string]bool) error {
+func rewrite(args []string, allowed map[string]bool, minOOM int) error {
 	if allowed == nil {
 		return nil
 	}
@@ -89,10 +110,10 @@ func rewrite(args []string, allowed map[string]bool) error {
 		if bundle == "" {
 			bundle = "."
 		}
-		return editFile(filepath.Join(bundle, "config.json"), allowed, true)
+		return editFile(filepath.Join(bundle, "config.json"), allowed, minOOM, true)
 	case "exec":
 		if p := flagValue(flags, "--process", "-p"); p != "" {
-			return editFile(p, allowed, false)
+			return editFile(p, allowed, minOOM, false)
 		}
 	}
 	return nil
@@ -131,7 +152,7 @@ func flagValue(args []string, long, short string) string {
 
 // editFile drops the disallowed capabilities from the spec at path: a
 // whole config.json (its process object) or an exec's process.json.
-func editFile(path string, allowed map[string]bool, whole bool) error {
+func editFile(path string, allowed map[string]bool, minOOM int, whole bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -148,7 +169,12 @@ func editFile(path string, allowed map[string]bool, whole bool) error {
 		}
 		process = p
 	}
-	if !filter(process, allowed) {
+	changed := filter(process, allowed)
+	if adj, ok := process["oomScoreAdj"].(float64); ok && !allowed["CAP_SYS_RESOURCE"] && int(adj) < minOOM {
+		process["oomScoreAdj"] = minOOM
+		changed = true
+	}
+	if !changed {
 		return nil
 	}
 	out, err := json.Marshal(doc)

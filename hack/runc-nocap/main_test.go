@@ -10,7 +10,7 @@ import (
 
 func TestRewriteDropsMissingCapabilities(t *testing.T) {
 	allowed := fromMask(^uint64(0) &^ (1 << 24)) // all but CAP_SYS_RESOURCE
-	spec := `{"ociVersion":"1.0.2","process":{"args":["/sbin/init"],"capabilities":{"bounding":["CAP_SYS_ADMIN","CAP_SYS_RESOURCE"],"effective":["CAP_SYS_RESOURCE","CAP_NET_ADMIN"]}},"root":{"path":"rootfs"}}`
+	spec := `{"ociVersion":"1.0.2","process":{"args":["/sbin/init"],"capabilities":{"bounding":["CAP_SYS_ADMIN","CAP_SYS_RESOURCE"],"effective":["CAP_SYS_RESOURCE","CAP_NET_ADMIN"]},"oomScoreAdj":-998},"root":{"path":"rootfs"}}`
 	process := `{"args":["sh"],"capabilities":{"bounding":["CAP_SYS_RESOURCE","CAP_KILL"]}}`
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(spec), 0o600)
@@ -27,7 +27,7 @@ func TestRewriteDropsMissingCapabilities(t *testing.T) {
 			[]string{"process", "capabilities"}, map[string][]string{"bounding": {"CAP_SYS_ADMIN"}, "effective": {"CAP_NET_ADMIN"}}},
 		{[]string{"exec", "--process=" + proc, "id"}, proc, []string{"capabilities"}, map[string][]string{"bounding": {"CAP_KILL"}}},
 	} {
-		if err := rewrite(tc.args, allowed); err != nil {
+		if err := rewrite(tc.args, allowed, 0); err != nil {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(tc.file)
@@ -38,6 +38,9 @@ func TestRewriteDropsMissingCapabilities(t *testing.T) {
 		m := doc
 		for _, k := range tc.path {
 			m = m[k].(map[string]any)
+		}
+		if p, ok := doc["process"].(map[string]any); ok && p["oomScoreAdj"] != float64(0) {
+			t.Errorf("oomScoreAdj %v, want it raised to 0 (lowering needs CAP_SYS_RESOURCE)", p["oomScoreAdj"])
 		}
 		for set, want := range tc.want {
 			var got []string
@@ -51,10 +54,10 @@ func TestRewriteDropsMissingCapabilities(t *testing.T) {
 	}
 	// A full bounding set, or a command without a spec, changes nothing.
 	before, _ := os.ReadFile(proc)
-	if err := rewrite([]string{"state", "id"}, allowed); err != nil {
+	if err := rewrite([]string{"state", "id"}, allowed, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := rewrite([]string{"exec", "-p", proc, "id"}, fromMask(^uint64(0))); err != nil {
+	if err := rewrite([]string{"exec", "-p", proc, "id"}, fromMask(^uint64(0)), 0); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.ReadFile(proc); string(after) != string(before) {
