@@ -137,6 +137,7 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 	f.BoolVar(&installKEDA, "install-keda", false, "install KEDA from its official chart when the cluster has none (default: true with --provider kind, false with kube)")
 	f.StringVar(&o.KEDARepo, "keda-repo", o.KEDARepo, "with --install-keda: KEDA's chart repository")
 	f.StringVar(&o.KEDAVersion, "keda-version", o.KEDAVersion, "with --install-keda: KEDA's chart version")
+	f.BoolVar(&o.ClusterOnly, "cluster-only", false, "with --provider kind: create (or reuse) the cluster, capped and ready, and install nothing in it")
 	f.BoolVar(&o.Wait, "wait", o.Wait, "with --provider kind or kube: wait until every workload is ready (up to --timeout)")
 	f.BoolVar(&dryRun, "dry-run", false, "with --provider kind or kube: write what would be created (kind-config.yaml, manifests.yaml) and touch nothing")
 	f.StringVarP(&dryRunDir, "dry-run-dir", "d", "crawlctl-dry-run", "where --dry-run writes")

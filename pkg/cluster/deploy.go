@@ -24,10 +24,12 @@ func newCluster(name string, o options) (Provider, error) {
 		kube.WithPrinter(o.print), kube.WithLogger(o.log)), nil
 }
 
-// fromRecord is the kube provider of a stack installed in a cluster (a kind
-// cluster's too: down uninstalls the stack and leaves the cluster, which
-// down --provider kind deletes).
+// fromRecord is the provider of a stack recorded in a cluster: a kind
+// cluster's keeps the cluster on down (down --provider kind deletes it).
 func fromRecord(r stack.Record, o options) (Provider, error) {
+	if r.Provider == stack.Kind {
+		return kind.FromRecord(r, kind.WithPrinter(o.print), kind.WithLogger(o.log)), nil
+	}
 	return kube.FromRecord(r, kube.WithPrinter(o.print), kube.WithLogger(o.log)), nil
 }
 

@@ -27,6 +27,9 @@ type UpOptions struct {
 	// NodeImage is the kind node image (empty: the one kind's release
 	// pins; scripts/kind-offline.sh builds one here).
 	NodeImage string
+	// ClusterOnly stops the kind provider once its cluster is ready: no
+	// images, KEDA or chart (a later up installs them).
+	ClusterOnly bool
 	// Wait waits for every workload of a cluster stack to be ready.
 	Wait bool
 	// InstallKEDA installs KEDA from its chart when the cluster has none

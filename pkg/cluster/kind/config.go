@@ -80,10 +80,14 @@ evictionHard:
 	return c, nil
 }
 
+// EvictionMemoryMi is the kubelet's hard eviction threshold: the node's
+// allocatable memory is the budget less this.
+const EvictionMemoryMi = 100
+
 // evictionYAML keeps the kubelet evicting pods before the node container's
 // memory limit kills processes at random.
 func evictionYAML() string {
-	return "  memory.available: 100Mi\n  nodefs.available: 5%\n  imagefs.available: 5%\n"
+	return fmt.Sprintf("  memory.available: %dMi\n  nodefs.available: 5%%\n  imagefs.available: 5%%\n", EvictionMemoryMi)
 }
 
 // Marshal is the YAML kind reads (what `up --dry-run` writes).

@@ -16,7 +16,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 
@@ -184,7 +183,7 @@ func readBuildStream(r io.Reader) error {
 }
 
 // LoadImage loads image tag from the daemon into node, unless the node has
-// that image already: a single-platform save streamed into the node's
+// that image already: a save streamed into the node's
 // containerd (kind's nodeutils), without the kind binary. It reports
 // whether it loaded.
 func LoadImage(ctx context.Context, d Images, node nodes.Node, tag string) (bool, error) {
@@ -195,8 +194,9 @@ func LoadImage(ctx context.Context, d Images, node nodes.Node, tag string) (bool
 	if id, err := nodeutils.ImageID(node, tag); err == nil && id == img.ID {
 		return false, nil
 	}
-	platform := ocispec.Platform{OS: "linux", Architecture: img.Architecture}
-	rc, err := d.ImageSave(ctx, []string{tag}, client.ImageSaveWithPlatforms(platform))
+	// The images crawlctl builds have one platform, the daemon's: no
+	// platform option, which daemons before API 1.48 (Docker 28) refuse.
+	rc, err := d.ImageSave(ctx, []string{tag})
 	if err != nil {
 		return false, fmt.Errorf("saving image %s: %w", tag, err)
 	}

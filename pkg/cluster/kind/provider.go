@@ -2,6 +2,7 @@ package kind
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -38,6 +39,10 @@ type Provider struct {
 	ports     stack.Ports
 	print     stack.Printer
 	log       *slog.Logger
+	// keepCluster: Down uninstalls the stack and leaves the cluster (the
+	// provider of a recorded stack, `crawlctl down`); otherwise Down
+	// deletes the cluster (`crawlctl down --provider kind`).
+	keepCluster bool
 }
 
 // Option configures a Provider.
@@ -70,6 +75,14 @@ func New(name string, opts ...Option) *Provider {
 	for _, o := range opts {
 		o(p)
 	}
+	return p
+}
+
+// FromRecord is the provider of a stack recorded in a kind cluster: its
+// Down uninstalls the stack and keeps the cluster.
+func FromRecord(r stack.Record, opts ...Option) *Provider {
+	p := New(r.Release, append([]Option{WithNamespace(r.Namespace)}, opts...)...)
+	p.keepCluster = true
 	return p
 }
 
@@ -168,6 +181,15 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 			return p.images(ctx, d, plan, &o)
 		}},
 	}
+	if o.ClusterOnly {
+		steps = append(steps[:len(steps)-1], stack.Step{Name: "record", Do: func(context.Context) (string, error) {
+			return kp.RecordCluster()
+		}})
+		if err := stack.RunSteps(ctx, p.print, steps...); err != nil {
+			return nil, err
+		}
+		return p.clusterStatus(ctx, kp, d)
+	}
 	if err := stack.RunSteps(ctx, p.print, append(steps, kp.UpSteps(plan, &o, res)...)...); err != nil {
 		return nil, err
 	}
@@ -254,7 +276,14 @@ func (p *Provider) buildAndLoad(ctx context.Context, d Images, what, bin string,
 // forgets the stack's record of it (o.Purge: its whole state directory); a
 // cluster that is not there is not an error. It reports whether there was
 // one.
-func (p *Provider) Down(_ context.Context, o stack.DownOptions) (bool, error) {
+func (p *Provider) Down(ctx context.Context, o stack.DownOptions) (bool, error) {
+	if p.keepCluster {
+		dir, err := p.dir()
+		if err != nil {
+			return false, err
+		}
+		return p.kube(filepath.Join(dir, "kubeconfig")).Down(ctx, o)
+	}
 	sdir, err := stack.Dir(p.name)
 	if err != nil {
 		return false, err
@@ -286,13 +315,24 @@ func (p *Provider) Down(_ context.Context, o stack.DownOptions) (bool, error) {
 	return was, nil
 }
 
-// Status is the kube provider's, on the cluster's kubeconfig.
+// Status is the kube provider's, on the cluster's kubeconfig; with no
+// stack installed (up --cluster-only), the cluster's own.
 func (p *Provider) Status(ctx context.Context) (stack.Report, error) {
 	dir, err := p.dir()
 	if err != nil {
 		return nil, err
 	}
-	return p.kube(filepath.Join(dir, "kubeconfig")).Status(ctx)
+	kp := p.kube(filepath.Join(dir, "kubeconfig"))
+	st, err := kp.Status(ctx)
+	if !errors.Is(err, kube.ErrNotInstalled) {
+		return st, err
+	}
+	d, err := NewDocker()
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Docker client: %w", err)
+	}
+	defer d.Close()
+	return p.clusterStatus(ctx, kp, d)
 }
 
 // Access is where the stack answers: kind's host ports.

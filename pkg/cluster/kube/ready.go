@@ -20,9 +20,13 @@ func (p *Provider) WaitReady(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	said := ""
 	err = waitFor(ctx, timeout, func() error {
 		if why := notReady(ctx, kc); why != "" {
-			p.print.Detail("waiting for the cluster: %s", why)
+			if why != said { // each reason once
+				p.print.Detail("waiting for the cluster: %s", why)
+				said = why
+			}
 			return errors.New(why)
 		}
 		return nil
@@ -90,4 +94,52 @@ func (p *Provider) Allocatable(ctx context.Context) (stack.Capacity, error) {
 		return c, fmt.Errorf("the cluster at %s has no schedulable node to size the stack from: give --node-memory and --node-cpu instead", server)
 	}
 	return c, nil
+}
+
+// Node is one node of the cluster, for status.
+type Node struct {
+	Name          string `json:"name"`
+	Ready         bool   `json:"ready"`
+	AllocatableMi int64  `json:"allocatableMemoryMi"`
+	CapacityMi    int64  `json:"capacityMemoryMi"`
+}
+
+// Nodes lists the cluster's nodes.
+func (p *Provider) Nodes(ctx context.Context) ([]Node, error) {
+	kc, server, err := p.clientset()
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := kc.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing the nodes of %s: %w", server, err)
+	}
+	var out []Node
+	for _, n := range nodes.Items {
+		x := Node{Name: n.Name, AllocatableMi: n.Status.Allocatable.Memory().Value() >> 20, CapacityMi: n.Status.Capacity.Memory().Value() >> 20}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				x.Ready = c.Status == corev1.ConditionTrue
+			}
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// RecordCluster records where the stack's cluster is (before anything is
+// installed in it), so status, seed, collect and down find it.
+func (p *Provider) RecordCluster() (string, error) {
+	_, server, err := p.clientset()
+	if err != nil {
+		return "", err
+	}
+	dir, err := stack.Dir(p.release)
+	if err != nil {
+		return "", err
+	}
+	if err := stack.WriteRecord(dir, p.record(server)); err != nil {
+		return "", fmt.Errorf("recording where the stack is: %w", err)
+	}
+	return "in " + dir, nil
 }

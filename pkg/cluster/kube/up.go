@@ -98,16 +98,9 @@ func (p *Provider) UpSteps(plan *budget.Plan, o *stack.UpOptions, res *Result) [
 			return fmt.Sprintf("KEDA %s installed into namespace %s", o.KEDAVersion, deploy.KEDANamespace), nil
 		}},
 		{Name: "record", Do: func(context.Context) (string, error) {
-			dir, err := stack.Dir(p.release)
-			if err != nil {
-				return "", err
-			}
 			r := p.record(server)
-			if err := stack.WriteRecord(dir, r); err != nil {
-				return "", fmt.Errorf("recording where the stack is: %w", err)
-			}
 			res.Server, res.Endpoints, res.PortForward = server, r.Endpoints, r.PortForward
-			return "in " + dir, nil
+			return p.RecordCluster()
 		}},
 		{Name: "chart", Do: func(ctx context.Context) (string, error) {
 			d, err := deploy.NewDeployer(p.kubeconfig, p.context, p.namespace, p.log)
