@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The kind provider on this machine's Docker daemon, with the node image
+# scripts/kind-offline.sh builds: RUNS times (default 3) `crawlctl up
+# --provider kind --cluster-only` on no cluster (to node Ready and CoreDNS
+# ready), the same up again (reuse), and `crawlctl down --provider kind`.
+# Prints the median (min–max) of each in seconds as a Markdown table.
+# Usage: bench/kind.sh [runs, default 3]
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+need_go
+RUNS=${1:-3}
+ROOT=$(repo_root)
+eval "$("$ROOT/scripts/kind-offline.sh")"
+bench_workdir kindbench
+build_crawlctl >/dev/null
+export XDG_STATE_HOME="$WORK/state" CRAWLCTL_NAME=kind-bench
+CC="$ROOT/bin/crawlctl"
+"$CC" down --provider kind -q || true
+secs() { local t0=$EPOCHREALTIME; "$@" >/dev/null; echo "$EPOCHREALTIME - $t0" | bc; }
+declare -a UP REUSE DOWN
+for i in $(seq 1 "$RUNS"); do
+  UP+=("$(secs "$CC" up --provider kind --node-cpu 2 --cluster-only -q)")
+  REUSE+=("$(secs "$CC" up --provider kind --node-cpu 2 --cluster-only -q)")
+  DOWN+=("$(secs "$CC" down --provider kind -q)")
+  step "run $i: up ${UP[-1]} s, again ${REUSE[-1]} s, down ${DOWN[-1]} s"
+done
+step_done
+spread() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.1f s (%.1f–%.1f)", m, v[1], v[NR]}'; }
+echo "| $RUNS runs | median (min–max) |"
+echo "|---|---|"
+echo "| up --provider kind --cluster-only, no cluster (to node Ready, CoreDNS ready) | $(spread "${UP[@]}") |"
+echo "| the same up again (reuses the cluster) | $(spread "${REUSE[@]}") |"
+echo "| down --provider kind | $(spread "${DOWN[@]}") |"
