@@ -8,7 +8,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
@@ -120,8 +119,3 @@ func Choose(ctx context.Context, provider string) (string, string, error) {
 		return "", "", stack.Usagef("provider %q is unknown: use auto, local, kind or kube", provider)
 	}
 }
-
-// errRuntimeBuild: the runtime build runs the stack's components and the
-// local provider, but does not deploy.
-var errRuntimeBuild = fmt.Errorf("this crawlctl is the runtime build (-tags crawlctl_runtime), which runs the stack's components " +
-	"and the local provider but does not deploy to a cluster: use a crawlctl built without the tag (go install github.com/crawlctl/crawlctl/cmd/crawlctl)")

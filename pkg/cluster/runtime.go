@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 
 	"github.com/crawlctl/crawlctl/pkg/stack"
 )
@@ -13,3 +14,8 @@ func newCluster(string, options) (Provider, error) { return nil, errRuntimeBuild
 func fromRecord(stack.Record, options) (Provider, error) { return nil, errRuntimeBuild }
 
 func dockerPing(context.Context) error { return errRuntimeBuild }
+
+// errRuntimeBuild: the runtime build runs the stack's components and the
+// local provider, but does not deploy.
+var errRuntimeBuild = errors.New("this crawlctl is the runtime build (-tags crawlctl_runtime), which runs the stack's components " +
+	"and the local provider but does not deploy to a cluster: use a crawlctl built without the tag (go install github.com/crawlctl/crawlctl/cmd/crawlctl)")

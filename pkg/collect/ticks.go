@@ -8,9 +8,9 @@ import (
 	chart "github.com/wcharczuk/go-chart/v2"
 )
 
-// NiceStep is a round step (1, 2 or 5 times a power of ten) that cuts
+// niceStep is a round step (1, 2 or 5 times a power of ten) that cuts
 // [0, span] into at most n parts.
-func NiceStep(span float64, n int) float64 {
+func niceStep(span float64, n int) float64 {
 	if span <= 0 || n < 1 {
 		return 1
 	}
@@ -30,7 +30,7 @@ func NiceTicks(maxV float64, n int) ([]chart.Tick, float64) {
 	if maxV <= 0 {
 		maxV = 1
 	}
-	step := NiceStep(maxV, n)
+	step := niceStep(maxV, n)
 	decimals := max(0, int(-math.Floor(math.Log10(step))))
 	var ticks []chart.Tick
 	for i := 0; ; i++ {

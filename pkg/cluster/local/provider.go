@@ -57,9 +57,6 @@ func New(name string, opts ...Option) (*Provider, error) {
 	return p, nil
 }
 
-// Dir is the stack's state directory.
-func (p *Provider) Dir() string { return p.dir }
-
 // UpReport is what Up did: the state of the stack now.
 type UpReport struct {
 	*State
@@ -147,7 +144,7 @@ func (p *Provider) preflight(ctx context.Context, plan *budget.Plan, timeout tim
 	switch {
 	case err == nil:
 		return st, nil
-	case !errors.Is(err, ErrNotUp):
+	case !errors.Is(err, stack.ErrNotUp):
 		return nil, err
 	}
 	if pid, err := supervisorPID(p.dir); err != nil {

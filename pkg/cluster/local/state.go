@@ -100,11 +100,8 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// ErrNotUp is returned when no stack of that name runs.
-var ErrNotUp = stack.ErrNotUp
-
 // DiedError is the state a supervisor left when it died (a crash, kill -9,
-// a reboot): it is reported, never trusted or signalled. It is an ErrNotUp.
+// a reboot): it is reported, never trusted or signalled. It is a stack.ErrNotUp.
 type DiedError struct {
 	Dir       string
 	PID       int
@@ -123,8 +120,8 @@ func (e *DiedError) Error() string {
 		"`crawlctl up` starts the stack anew; `crawlctl down --purge` deletes what is left", e.Dir)
 }
 
-// Is makes a DiedError an ErrNotUp.
-func (e *DiedError) Is(target error) bool { return target == ErrNotUp }
+// Is makes a DiedError a stack.ErrNotUp.
+func (e *DiedError) Is(target error) bool { return target == stack.ErrNotUp }
 
 // ReadState returns the running stack's state. Its pid is trusted only
 // while the supervisor that wrote it holds its lock (supervisorPID).
@@ -137,7 +134,7 @@ func ReadState(dir string) (*State, error) {
 	var st State
 	if err := readJSON(path, &st); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, ErrNotUp
+			return nil, stack.ErrNotUp
 		}
 		if pid == 0 {
 			return nil, fmt.Errorf("%s is damaged (%v) and no supervisor runs the stack: `crawlctl down --purge` deletes the stack's state", path, err)
@@ -148,7 +145,7 @@ func ReadState(dir string) (*State, error) {
 	case pid == 0:
 		return nil, &DiedError{Dir: dir, PID: st.PID, StartedAt: st.StartedAt, LastWrite: lastWrite(filepath.Join(dir, "tsdb"))}
 	case st.PID != pid:
-		return nil, ErrNotUp // a new supervisor is starting; the state is its predecessor's
+		return nil, stack.ErrNotUp // a new supervisor is starting; the state is its predecessor's
 	}
 	return &st, nil
 }
