@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
+	"github.com/crawlctl/crawlctl/pkg/serve"
 	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
@@ -95,6 +97,9 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 				return err
 			}
 			a.progress("provider %s: %s", chosen, why)
+			if o.GridListen != "" && chosen != stack.Local {
+				return usageErrorf("--grid-listen is for the local provider: %s maps the grid to 127.0.0.1:%d", chosen, stack.DefaultPorts.Grid)
+			}
 			p, err := a.provider(cluster.WithProvider(chosen), cluster.WithKubeconfig(kubeconfig, kubeContext), cluster.WithNamespace(namespace))
 			if err != nil {
 				return err
@@ -127,6 +132,7 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 	f.Float64Var(&o.SimTimeFactor, "sim-time-factor", o.SimTimeFactor, "scale the simulator's rate limits (10: ten times faster runs)")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for the stack to be ready (default 2m local, 10m kind and kube)")
 	f.DurationVar(&o.ScrapeInterval, "scrape-interval", o.ScrapeInterval, "how often the local metrics store scrapes every component")
+	f.StringVar(&o.GridListen, "grid-listen", "", "with --grid-workers, local provider: the grid's loopback address (default 127.0.0.1:8080, or a free port when it is taken)")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "with --provider kube: the kubeconfig (default $KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&kubeContext, "context", "", "with --provider kube: the kubeconfig context (default its current one)")
 	f.StringVar(&namespace, "namespace", "", "with --provider kind or kube: the stack's namespace (default crawl)")
@@ -164,6 +170,14 @@ func validateUp(o stack.UpOptions, timeoutGiven bool) error {
 	}
 	if timeoutGiven && o.Timeout <= 0 {
 		return usageErrorf("--timeout %v: give a positive duration such as 2m", o.Timeout)
+	}
+	if o.GridListen != "" {
+		if _, port, err := net.SplitHostPort(o.GridListen); err != nil || port == "0" {
+			return usageErrorf("--grid-listen %q: give host:port, such as 127.0.0.1:8080", o.GridListen)
+		}
+		if !serve.LoopbackOnly(o.GridListen) {
+			return usageErrorf("--grid-listen %s is reachable from other hosts, and the local grid has no token: give a loopback address such as 127.0.0.1:8080", o.GridListen)
+		}
 	}
 	return nil
 }

@@ -19,6 +19,10 @@ type UpOptions struct {
 	ProxyAssignment string
 	// ScrapeInterval is how often the local metrics store scrapes.
 	ScrapeInterval time.Duration
+	// GridListen is where the local stack's grid listens (empty:
+	// 127.0.0.1:8080, the seed's address, or a free port when that one is
+	// taken; a running grid keeps its address).
+	GridListen string
 
 	// Image and BrowserImage are the runtime images of a cluster stack
 	// (kind builds and loads them when empty); RuntimeBinary is the build

@@ -171,20 +171,80 @@ func (s *Supervisor) startGrid(ctx context.Context) (string, error) {
 		return "", err
 	}
 	for i := range s.plan.GridWorkers {
-		if err := s.startChild(compBrowser, i, []string{"--redis", s.redis, "--id", fmt.Sprintf("browser-%d", i)}); err != nil {
+		if err := s.addBrowser(i); err != nil {
 			return "", err
 		}
 	}
-	if err := s.startChild(compGrid, 0, []string{"--redis", s.redis}); err != nil {
+	listen := s.spec.GridListen
+	if listen == "" {
+		listen = defaultGridListen
+	}
+	if err := s.startChildAt(compGrid, 0, listen, []string{"--redis", s.redis}); err != nil {
 		return "", err
 	}
-	return "ws://" + s.childrenOf(compGrid)[0].admin + "/", nil
+	return s.gridEndpoint(), nil
+}
+
+func (s *Supervisor) addBrowser(i int) error {
+	return s.startChild(compBrowser, i, []string{"--redis", s.redis, "--id", fmt.Sprintf("browser-%d", i)})
+}
+
+// gridEndpoint is the grid's WebSocket URL, empty without a grid.
+func (s *Supervisor) gridEndpoint() string {
+	if g := s.childrenOf(compGrid); len(g) > 0 {
+		return "ws://" + g[0].admin + "/"
+	}
+	return ""
+}
+
+// scaleGrid brings the grid to n browser workers in place: the grid starts
+// with the first and stops with the last; live sessions are untouched, and
+// a worker removed leaves the registry at once and drains its sessions
+// before it stops.
+func (s *Supervisor) scaleGrid(ctx context.Context, n int) error {
+	have := len(s.childrenOf(compBrowser))
+	switch {
+	case n == have:
+		return nil
+	case have == 0:
+		_, err := s.startGrid(ctx)
+		return err
+	case n > have:
+		for i := have; i < n; i++ {
+			if err := s.addBrowser(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if n == 0 {
+		stopDraining(s.shrink(compGrid, 0)) // the grid first: its sessions end with it
+	}
+	stopDraining(s.shrink(compBrowser, n))
+	return nil
+}
+
+// stopDraining stops children at once, each given drainTimeout.
+func stopDraining(cs []*child) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { c.stop(drainTimeout) })
+	}
+	wg.Wait()
 }
 
 func (s *Supervisor) startChild(component string, i int, args []string) error {
-	admin, err := freeAddr()
-	if err != nil {
-		return err
+	return s.startChildAt(component, i, "", args)
+}
+
+// startChildAt starts a child whose admin (or, for the grid and browser
+// workers, only) address is admin; empty picks a free port.
+func (s *Supervisor) startChildAt(component string, i int, admin string, args []string) error {
+	if admin == "" {
+		var err error
+		if admin, err = freeAddr(); err != nil {
+			return err
+		}
 	}
 	listenFlag, command := "--admin-listen", component
 	if servesOnListen[component] {
@@ -244,11 +304,7 @@ func (s *Supervisor) allChildren() []*child {
 // stopAll stops every child, a component at a time in stopOrder.
 func (s *Supervisor) stopAll() {
 	for _, comp := range stopOrder {
-		var wg sync.WaitGroup
-		for _, c := range s.childrenOf(comp) {
-			wg.Go(func() { c.stop(drainTimeout) })
-		}
-		wg.Wait()
+		stopDraining(s.childrenOf(comp))
 	}
 }
 

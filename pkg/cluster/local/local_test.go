@@ -1,14 +1,17 @@
 package local_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"image/color"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -341,12 +344,27 @@ func TestGridWorkers(t *testing.T) {
 		t.Fatal("a refused up left a stack up")
 	}
 
-	c.must("up", "--grid-workers", "2", "--sim-time-factor", "50")
-	st := c.status()
-	if len(st.Grid) != 2 || !strings.HasPrefix(st.Endpoints.Grid, "ws://127.0.0.1:") {
-		t.Fatalf("status after up --grid-workers 2: grid %s, workers %+v", st.Endpoints.Grid, st.Grid)
+	// The grid listens on the seed's address, or says where else.
+	_, errOut, code = c.run("up", "--grid-workers", "1", "--sim-time-factor", "50")
+	if code != 0 {
+		t.Fatalf("up --grid-workers 1: exit %d\n%s", code, errOut)
 	}
-	plan, _ := json.Marshal(map[string]any{"ws": st.Endpoints.Grid, "sessions": 3, "concurrency": 3})
+	st := c.status()
+	endpoint := "ws://127.0.0.1:8080/"
+	if m := regexp.MustCompile(`127\.0\.0\.1:8080 is in use: the grid listens on (\S+) instead`).FindStringSubmatch(errOut); m != nil {
+		endpoint = "ws://" + m[1] + "/"
+	}
+	if len(st.Grid) != 1 || st.Endpoints.Grid != endpoint {
+		t.Fatalf("status after up --grid-workers 1: grid %s (want %s), workers %+v\n%s", st.Endpoints.Grid, endpoint, st.Grid, errOut)
+	}
+
+	// A live session outlives scaling up to two workers, then down to one.
+	holder := startHolder(t, pw, endpoint)
+	c.must("up", "--grid-workers", "2", "--sim-time-factor", "50")
+	if st := c.status(); len(st.Grid) != 2 || st.Endpoints.Grid != endpoint {
+		t.Fatalf("status after up --grid-workers 2: grid %s (want %s), workers %+v", st.Endpoints.Grid, endpoint, st.Grid)
+	}
+	plan, _ := json.Marshal(map[string]any{"ws": endpoint, "sessions": 3, "concurrency": 3})
 	cmd := exec.Command("node", "../../runtime/grid/testdata/client.cjs", string(plan))
 	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(pw, "node_modules"))
 	out, err := cmd.Output()
@@ -357,10 +375,67 @@ func TestGridWorkers(t *testing.T) {
 	for _, w := range c.status().Grid {
 		served += w.Lifetime
 	}
-	if served != 3 {
-		t.Errorf("grid workers count %d sessions, want 3", served)
+	if served != 4 {
+		t.Errorf("grid workers count %d sessions, want 4 (the live one and three)", served)
 	}
 	if text := c.must("status"); !strings.Contains(text, "GRID WORKER") || !strings.Contains(text, "browser-1") {
 		t.Errorf("status text lacks the grid workers:\n%s", text)
 	}
+	c.must("up", "--grid-workers", "1", "--sim-time-factor", "50")
+	if st := c.status(); len(st.Grid) != 1 || st.Endpoints.Grid != endpoint {
+		t.Fatalf("status after up --grid-workers 1 again: grid %s, workers %+v", st.Endpoints.Grid, st.Grid)
+	}
+	if res := holder.finish(); !strings.Contains(res, `"ok":true`) || !strings.Contains(res, "still here") {
+		t.Errorf("the session opened before scaling did not survive it: %s", res)
+	}
+	c.must("up", "--grid-workers", "0", "--sim-time-factor", "50")
+	if st := c.status(); len(st.Grid) != 0 || st.Endpoints.Grid != "" {
+		t.Errorf("status after up --grid-workers 0: grid %q, workers %+v", st.Endpoints.Grid, st.Grid)
+	}
+}
+
+// holder is a Playwright session held open until finish.
+type holder struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+// startHolder connects one session to the grid at ws and returns once it
+// is connected, with a page open.
+func startHolder(t *testing.T, pw, ws string) *holder {
+	t.Helper()
+	plan, _ := json.Marshal(map[string]any{"ws": ws, "sessions": 1, "holdStdin": true})
+	cmd := exec.Command("node", "../../runtime/grid/testdata/client.cjs", string(plan))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(pw, "node_modules"))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	h := &holder{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+	if !h.lines.Scan() || !strings.Contains(h.lines.Text(), `"connected":true`) {
+		t.Fatalf("the held session did not connect: %q", h.lines.Text())
+	}
+	return h
+}
+
+// finish lets the held session use its page again and close; it returns
+// the session's result line.
+func (h *holder) finish() string {
+	h.stdin.Close()
+	var last string
+	for h.lines.Scan() {
+		last = h.lines.Text()
+	}
+	h.cmd.Wait()
+	return last
 }

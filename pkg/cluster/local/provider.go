@@ -105,14 +105,31 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 	defer func() { unlock() }()
 	err := stack.RunSteps(ctx, p.print, stack.Step{Name: "preflight", Do: func(ctx context.Context) (string, error) {
 		var err error
-		if st, err = p.preflight(ctx, plan, o.Timeout, &unlock); err != nil {
+		if st, err = p.preflight(ctx, o.Timeout, &unlock); err != nil {
 			return "", err
 		}
 		what := fmt.Sprintf("plan fits: %d proxies, %d graph writer(s), up to %d workers", plan.Proxies, plan.GraphWriters, min(plan.MaxWorkers, plan.Partitions))
-		if plan.GridWorkers > 0 {
-			what += "; Node.js and Chromium found for the grid"
+		if plan.GridWorkers == 0 {
+			return what, nil
 		}
-		return what, nil
+		running := ""
+		if st != nil {
+			running = st.Spec.GridListen
+		}
+		if running == "" {
+			if err := playwright.Check(""); err != nil {
+				return "", fmt.Errorf("--grid-workers %d needs a Playwright browser server on this machine:\n%w", plan.GridWorkers, err)
+			}
+		}
+		addr, note, err := gridListen(o.GridListen, running, defaultGridListen)
+		if err != nil {
+			return "", err
+		}
+		if note != "" {
+			p.print.Detail("%s", note)
+		}
+		spec.GridListen = addr
+		return what + "; Node.js and Chromium found, the grid on ws://" + addr + "/", nil
 	}})
 	switch {
 	case err != nil:
@@ -128,7 +145,7 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 
 // preflight takes the stack's lock (unlock releases it) and returns the
 // state of the stack when it is up.
-func (p *Provider) preflight(ctx context.Context, plan *budget.Plan, timeout time.Duration, unlock *func()) (*State, error) {
+func (p *Provider) preflight(ctx context.Context, timeout time.Duration, unlock *func()) (*State, error) {
 	if r, err := stack.ReadRecord(p.dir); err != nil {
 		return nil, err
 	} else if r != nil {
@@ -156,11 +173,6 @@ func (p *Provider) preflight(ctx context.Context, plan *budget.Plan, timeout tim
 	var died *DiedError
 	if errors.As(err, &died) {
 		p.print.Detail("the stack's previous supervisor (pid %d) had died: starting anew", died.PID)
-	}
-	if plan.GridWorkers > 0 {
-		if err := playwright.Check(""); err != nil {
-			return nil, fmt.Errorf("--grid-workers %d needs a Playwright browser server on this machine:\n%w", plan.GridWorkers, err)
-		}
 	}
 	return nil, nil
 }

@@ -12,7 +12,8 @@ import (
 
 // reload applies a changed spec.json without stopping the stack: the
 // broker, Redis, the simulator and the API keep the run in progress;
-// partitions grow, proxies and graph writers are added or stopped, and
+// partitions grow, proxies and graph writers are added or stopped, browser
+// workers are added or drained (the grid with the first and the last), and
 // workers are restarted one at a time (each drains; what it had not
 // finished is redelivered) when their proxies or assignment changed.
 func (s *Supervisor) reload(ctx context.Context) error {
@@ -36,7 +37,8 @@ func (s *Supervisor) reload(ctx context.Context) error {
 		}
 	}
 	s.log.Info("applying new settings", "proxies", fmt.Sprintf("%d→%d", s.plan.Proxies, plan.Proxies),
-		"graph_writers", fmt.Sprintf("%d→%d", s.plan.GraphWriters, plan.GraphWriters), "max_workers", plan.MaxWorkers)
+		"graph_writers", fmt.Sprintf("%d→%d", s.plan.GraphWriters, plan.GraphWriters), "max_workers", plan.MaxWorkers,
+		"grid_workers", fmt.Sprintf("%d→%d", s.plan.GridWorkers, plan.GridWorkers))
 	oldProxies, oldAssignment := s.plan.Proxies, s.spec.ProxyAssignment
 	s.spec, s.plan = spec, plan
 	// In force from now: new proxies and graph writers start at once, and
@@ -69,6 +71,9 @@ func (s *Supervisor) reload(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+	if err := s.scaleGrid(ctx, plan.GridWorkers); err != nil {
+		return err
 	}
 	if err := s.waitReady(ctx, readyTimeout); err != nil {
 		return err

@@ -34,6 +34,8 @@ type Spec struct {
 	stack.Trigger
 	// ScrapeInterval is how often the metrics store scrapes.
 	ScrapeInterval time.Duration `json:"scrape_interval"`
+	// GridListen is the grid's address when the plan has one.
+	GridListen string `json:"grid_listen,omitempty"`
 }
 
 // newSpec is the spec of stack name for plan and o.
@@ -54,8 +56,8 @@ func (s Spec) fixedFields(o Spec) []string {
 	if s.ScrapeInterval != o.ScrapeInterval {
 		out = append(out, "--scrape-interval")
 	}
-	if s.Plan.GridWorkers != o.Plan.GridWorkers {
-		out = append(out, "--grid-workers")
+	if s.GridListen != o.GridListen && s.GridListen != "" && o.GridListen != "" {
+		out = append(out, "--grid-listen")
 	}
 	if s.Plan.Partitions < o.Plan.Partitions {
 		out = append(out, "--partitions (it can grow, not shrink)")

@@ -179,7 +179,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 				s.log.Error("applying the new settings", "err", err)
 				continue
 			}
-			st.Spec = s.spec
+			st.Spec, st.Endpoints.Grid = s.spec, s.gridEndpoint()
 			if err := writeJSON(filepath.Join(s.dir, stateFile), st); err != nil {
 				s.log.Error("writing the state", "err", err)
 			}
