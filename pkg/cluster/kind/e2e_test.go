@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/moby/moby/client"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/budget"
@@ -21,8 +23,9 @@ import (
 // (scripts/test.sh runs it and sets CRAWLCTL_NODE_IMAGE): up creates the
 // cluster, node Ready and CoreDNS ready, the node container capped at the
 // budget and the node's allocatable memory what the kubelet's reservation
-// promises; a second up reuses it; status reads it; down deletes it and
-// leaves no container or volume of its own.
+// promises; a second up reuses it; another stack of the same name neither
+// reuses nor deletes it; status reads it; down deletes it and leaves no
+// container or volume of its own.
 func TestRealKindCluster(t *testing.T) {
 	image := os.Getenv("CRAWLCTL_NODE_IMAGE")
 	if image == "" {
@@ -31,7 +34,7 @@ func TestRealKindCluster(t *testing.T) {
 	const name = "kind-e2e"
 	home := t.TempDir()
 	bin := testenv.Crawlctl(t)
-	run := func(args ...string) (string, string, error) {
+	runIn := func(home string, args ...string) (string, string, error) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+home, "XDG_CONFIG_HOME="+home, "CRAWLCTL_NAME="+name, "CRAWLCTL_NODE_IMAGE="+image)
 		var out, errb bytes.Buffer
@@ -39,6 +42,7 @@ func TestRealKindCluster(t *testing.T) {
 		err := cmd.Run()
 		return out.String(), errb.String(), err
 	}
+	run := func(args ...string) (string, string, error) { return runIn(home, args...) }
 	d, err := kind.NewDocker()
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +56,9 @@ func TestRealKindCluster(t *testing.T) {
 		}
 		return len(v.Items)
 	}
-	run("down", "--provider", "kind") // an interrupted run's cluster
+	// An interrupted run's cluster is not this run's stack's: kind deletes it.
+	kp := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
+	kp.Delete(name, "")
 	t.Cleanup(func() { run("down", "--provider", "kind") })
 	before := volumes()
 
@@ -89,8 +95,21 @@ func TestRealKindCluster(t *testing.T) {
 		t.Errorf("docker inspect: memory %d, memory+swap %d, want both %d", hc.Memory, hc.MemorySwap, plan.NodeMemoryMi<<20)
 	}
 
-	if _, errOut, err := run("up", "--provider", "kind", "--node-cpu", "2", "--cluster-only"); err != nil || !strings.Contains(errOut, "exists: reusing it") {
+	if _, errOut, err := run("up", "--provider", "kind", "--node-cpu", "2", "--cluster-only"); err != nil || !strings.Contains(errOut, "exists, created by this stack: reusing it") {
 		t.Errorf("a second up: %v\n%s", err, errOut)
+	}
+	// Another stack of the same name (another state dir) neither reuses
+	// nor deletes the cluster it did not create.
+	stranger := t.TempDir()
+	for _, args := range [][]string{{"up", "--provider", "kind", "--node-cpu", "2", "--cluster-only"}, {"down", "--provider", "kind"}} {
+		_, errOut, err := runIn(stranger, args...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(errOut, "this stack has no record of creating it") {
+			t.Errorf("%s by another stack of the same name: %v\n%s", args[0], err, errOut)
+		}
+	}
+	if _, err := d.ContainerInspect(ctx, kind.NodeContainer(name), client.ContainerInspectOptions{}); err != nil {
+		t.Fatalf("the cluster is gone after another stack's down: %v", err)
 	}
 	out, errOut, err = run("status", "-o", "json")
 	var again kind.ClusterStatus

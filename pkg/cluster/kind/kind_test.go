@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -459,5 +460,47 @@ func TestFindRuntimeBinary(t *testing.T) {
 	defer os.Remove(beside)
 	if p, self, err := FindRuntimeBinary(""); err != nil || p != beside || self {
 		t.Errorf("a runtime build beside: %q %v %v; want %s", p, self, err, beside)
+	}
+}
+
+// inspector answers ContainerInspect for one container (it stands in for
+// the Docker API; TestRealKindCluster checks the real one).
+type inspector struct{ name, id string }
+
+func (f inspector) ContainerInspect(_ context.Context, name string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	if name != f.name {
+		return client.ContainerInspectResult{}, fmt.Errorf("no such container: %s", name)
+	}
+	var r client.ContainerInspectResult
+	r.Container.ID = f.id
+	return r, nil
+}
+
+// TestOwnership: a cluster is reused or deleted only when its node is the
+// container the stack recorded when it created it.
+func TestOwnership(t *testing.T) {
+	node := inspector{name: NodeContainer("crawl"), id: "aaaaaaaaaaaaaaaa1"}
+	ours := t.TempDir()
+	if err := claim(context.Background(), node, ours, "crawl"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		dir  string
+		d    inspector
+		want string // "" : owned
+	}{
+		{"created by this stack", ours, node, ""},
+		{"no record", t.TempDir(), node, "this stack has no record of creating it"},
+		{"made again since", ours, inspector{name: node.name, id: "bbbbbbbbbbbbbbbb2"}, "(bbbbbbbbbbbb) is not the one this stack created (aaaaaaaaaaaa)"},
+	}
+	for _, c := range cases {
+		err := checkOwned(context.Background(), c.d, c.dir, "crawl")
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (!stack.IsUsage(err) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "kind delete cluster --name crawl")):
+			t.Errorf("%s: got %v, want a usage error with %q and what to do", c.name, err, c.want)
+		}
 	}
 }

@@ -155,15 +155,18 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 			}
 			return fmt.Sprintf("node image %s, kubelet reserving %dMi above the budget", cfg.Nodes[0].Image, facts.MemoryMi-plan.NodeMemoryMi), nil
 		}},
-		{Name: "create", Do: func(context.Context) (string, error) {
+		{Name: "create", Do: func(ctx context.Context) (string, error) {
 			var err error
 			if cfgCreated, err = Ensure(k, cfg, createWait); err != nil {
 				return "", err
 			}
 			if !cfgCreated {
-				return fmt.Sprintf("kind cluster %s exists: reusing it", p.name), nil
+				if err := checkOwned(ctx, d, dir, p.name); err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("kind cluster %s exists, created by this stack: reusing it", p.name), nil
 			}
-			return fmt.Sprintf("kind cluster %s", p.name), nil
+			return fmt.Sprintf("kind cluster %s", p.name), claim(ctx, d, dir, p.name)
 		}},
 		{Name: "cap node", Do: func(ctx context.Context) (string, error) {
 			if err := CapNode(ctx, d, p.name, plan.NodeMemoryMi); err != nil {
@@ -274,7 +277,8 @@ func (p *Provider) buildAndLoad(ctx context.Context, d Images, what, bin string,
 
 // Down deletes the stack's kind cluster, everything in it with it, and
 // forgets the stack's record of it (o.Purge: its whole state directory); a
-// cluster that is not there is not an error. It reports whether there was
+// cluster that is not there is not an error, and one of the stack's name
+// that the stack did not create is refused. It reports whether there was
 // one.
 func (p *Provider) Down(ctx context.Context, o stack.DownOptions) (bool, error) {
 	if p.keepCluster {
@@ -293,8 +297,29 @@ func (p *Provider) Down(ctx context.Context, o stack.DownOptions) (bool, error) 
 			return false, err
 		}
 	}
-	was, err := Delete(p.kind(), p.name)
+	dir, err := p.dir()
 	if err != nil {
+		return false, err
+	}
+	k := p.kind()
+	if names, err := k.List(); err != nil {
+		return false, fmt.Errorf("listing kind clusters: %w", err)
+	} else if slices.Contains(names, p.name) {
+		d, err := NewDocker()
+		if err != nil {
+			return false, fmt.Errorf("configuring the Docker client: %w", err)
+		}
+		err = checkOwned(ctx, d, dir, p.name)
+		d.Close()
+		if err != nil {
+			return false, err
+		}
+	}
+	was, err := Delete(k, p.name)
+	if err != nil {
+		return was, err
+	}
+	if err := os.Remove(filepath.Join(dir, ownerFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return was, err
 	}
 	if r, err := stack.ReadRecord(sdir); err == nil && r != nil && r.Provider == stack.Kind {
