@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crawlctl/crawlctl/pkg/cluster"
 	"github.com/crawlctl/crawlctl/pkg/collect"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/stack"
@@ -44,11 +48,6 @@ API only. --until-drained first waits for the run to drain.`,
 				}
 			}
 			ctx := cmd.Context()
-			acc, err := a.access(ctx)
-			if err != nil {
-				return err
-			}
-			o.Prometheus, o.API = acc.Endpoints.Prometheus, acc.Endpoints.API
 			dir, err := stack.Dir(a.cfg.Name)
 			if err != nil {
 				return err
@@ -56,6 +55,14 @@ API only. --until-drained first waits for the run to drain.`,
 			if o.Timeline, err = timeline.Read(dir); err != nil {
 				return err
 			}
+			acc, err := a.access(ctx)
+			if errors.Is(err, stack.ErrNotUp) {
+				return a.collectArchive(ctx, o, err)
+			}
+			if err != nil {
+				return err
+			}
+			o.Prometheus, o.API, o.APIToken = acc.Endpoints.Prometheus, acc.Endpoints.API, acc.APIToken
 			var res *collect.Result
 			if untilDrained {
 				res, err = collect.UntilDrained(ctx, o, acc.ScrapeInterval, a.drainProgress)
@@ -69,10 +76,7 @@ API only. --until-drained first waits for the run to drain.`,
 			if err != nil {
 				return withHint(err, acc.Hint)
 			}
-			return a.printObject(res, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "%s\n", res.Dir)
-				return err
-			})
+			return a.printResult(res)
 		},
 	}
 	f := cmd.Flags()
@@ -85,6 +89,44 @@ API only. --until-drained first waits for the run to drain.`,
 	f.DurationVar(&o.RateWindow, "rate-window", 30*time.Second, "window of rate() in the panels")
 	f.DurationVar(&o.StuckAfter, "stuck-after", time.Minute, "a partition whose lag stays flat and non-zero this long is stuck (scale it with --sim-time-factor)")
 	return cmd
+}
+
+func (a *app) printResult(res *collect.Result) error {
+	return a.printObject(res, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%s\n", res.Dir)
+		return err
+	})
+}
+
+// collectArchive collects from what a stack that is not up (notUp says
+// why) left on disk, when its provider keeps it (local): a copy of its
+// metrics, and its recorded runs. Nothing can drain any more, so
+// --until-drained collects at once.
+func (a *app) collectArchive(ctx context.Context, o collect.Options, notUp error) error {
+	p, err := a.provider()
+	if err != nil {
+		return err
+	}
+	ar, ok := p.(cluster.Archiver)
+	if !ok {
+		return notUp
+	}
+	arch, closeArchive, err := ar.Archive(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		return notUp // never up: nothing on disk
+	}
+	if err != nil {
+		return fmt.Errorf("%w; what it left cannot be read: %w", notUp, err)
+	}
+	defer closeArchive()
+	a.progress("%v", notUp)
+	a.progress("collecting from the metrics it left on disk (a copy, served on %s)", arch.Prometheus)
+	o.Prometheus, o.API, o.RunsDir = arch.Prometheus, "", arch.RunsDir
+	res, err := collect.Collect(ctx, o)
+	if err != nil {
+		return err
+	}
+	return a.printResult(res)
 }
 
 // withHint adds to err what to do when a cluster's stack does not answer.

@@ -146,9 +146,15 @@ func newRunAPICommand(a *app) *cobra.Command {
 		conn           stackFlags
 		target, listen string
 		partitions     int
+		token          string
+		metricsPublic  bool
 	)
 	cmd := runtimeCommand(a, "api", "Control API: creates runs from seeds, reports progress and consumer lag",
 		func(ctx context.Context, log *slog.Logger) error {
+			if token == "" && !serve.LoopbackOnly(listen) {
+				return usageErrorf("--listen %s is reachable from other hosts: set --token (or CRAWLCTL_TOKEN), "+
+					"or listen on loopback (--listen 127.0.0.1:8090)", listen)
+			}
 			tgt, err := parseTarget(target)
 			if err != nil {
 				return err
@@ -159,7 +165,7 @@ func newRunAPICommand(a *app) *cobra.Command {
 			}
 			defer runs.Close()
 			srv, err := api.New(api.Options{Brokers: brokers(conn.kafka), Target: tgt, Runs: runs, Partitions: partitions,
-				Log: log, Registry: newRegistry()})
+				Log: log, Registry: newRegistry(), Token: token, MetricsPublic: metricsPublic})
 			if err != nil {
 				return err
 			}
@@ -178,7 +184,9 @@ func newRunAPICommand(a *app) *cobra.Command {
 	f := cmd.Flags()
 	conn.add(f)
 	f.StringVar(&target, "target", defaultTarget, "crawl target base URL; seeds elsewhere are refused")
-	f.StringVar(&listen, "listen", "127.0.0.1:8090", "listen address")
+	f.StringVar(&listen, "listen", "127.0.0.1:8090", "listen address; a non-loopback address needs --token")
+	f.StringVar(&token, "token", "", "token clients must present (Authorization: Bearer or ?token=) on every endpoint but /healthz and /readyz; required off loopback")
+	f.BoolVar(&metricsPublic, "metrics-public", false, "serve /metrics without the token (for a Prometheus that scrapes without one)")
 	f.IntVar(&partitions, "partitions", topics.DefaultFrontierPartitions, "frontier partitions (topics are created at start)")
 	return cmd
 }

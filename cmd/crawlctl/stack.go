@@ -305,7 +305,7 @@ list. A bad seed is reported and nothing is enqueued.
 			if err != nil {
 				return err
 			}
-			run, err := api.CreateRun(cmd.Context(), acc.Endpoints.API, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
+			run, err := api.CreateRun(cmd.Context(), acc.Endpoints.API, acc.APIToken, api.RunRequest{Name: runName, Seeds: seeds, MaxDepth: &maxDepth})
 			var refused *api.RefusedError
 			if errors.As(err, &refused) {
 				return usageError{err}

@@ -42,6 +42,13 @@ type Sizer interface {
 	Allocatable(ctx context.Context) (stack.Capacity, error)
 }
 
+// Archiver is a provider whose stacks leave their metrics and runs on
+// disk (local): collect reads them when the stack is not up.
+type Archiver interface {
+	// Archive serves them until close is called.
+	Archive(ctx context.Context) (a stack.Archive, close func(), err error)
+}
+
 // Option configures New.
 type Option func(*options)
 

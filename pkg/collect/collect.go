@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,12 +24,17 @@ import (
 type Options struct {
 	Prometheus string // Prometheus HTTP API base URL
 	API        string // control API base URL
+	APIToken   string // the control API's token (empty: none)
 	RunID      string // empty: the newest run
 	Out        string // root folder (raw_data/metrics)
 	Scenario   string // empty: worker_autoscaler_egress_proxy
 	Name       string // empty: <seeds>_seed_<egress>_proxies
 	Step       time.Duration
 	RateWindow time.Duration
+	// RunsDir, for a stack that is no longer up, is where its runs were
+	// recorded (runstate.SaveRun): the run comes from there and its
+	// counters from the metrics (ArchivedRun), not from the control API.
+	RunsDir string
 	// StuckAfter is how long a partition's lag must stay flat and non-zero
 	// to count as stuck (1m).
 	StuckAfter time.Duration
@@ -65,11 +71,16 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 	if o.Scenario == "" {
 		o.Scenario = DefaultScenario
 	}
-	run, err := FetchRun(ctx, o.API, o.RunID)
+	q, err := NewQuerier(o.Prometheus)
 	if err != nil {
 		return nil, err
 	}
-	q, err := NewQuerier(o.Prometheus)
+	var run *runstate.Run
+	if o.RunsDir != "" {
+		run, err = ArchivedRun(ctx, q, o.RunsDir, o.RunID)
+	} else {
+		run, err = FetchRun(ctx, o.API, o.APIToken, o.RunID)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +140,7 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	meta := map[string]any{
-		"run": run, "settings": settings, "timeline": during, "prometheus": o.Prometheus, "api": o.API,
+		"run": run, "settings": settings, "timeline": during, "prometheus": o.Prometheus, "api": o.API, "source": source(o),
 		"window":  map[string]any{"start": start, "end": end, "step": o.Step.String(), "rate_window": o.RateWindow.String()},
 		"summary": sum,
 	}
@@ -141,6 +152,14 @@ func Collect(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Dir: dir, Summary: sum}, nil
+}
+
+// source says where the run's counters came from.
+func source(o Options) string {
+	if o.RunsDir != "" {
+		return "the metrics the stack left on disk (it is not up): counters as last scraped, drained_at within one scrape interval"
+	}
+	return "the control API"
 }
 
 // proxiesAtEnd is the number of proxies in force when the run ended, or
@@ -186,11 +205,12 @@ func writeCSV(path string, d *PanelData) error {
 	return errors.Join(w.Error(), f.Close())
 }
 
-// FetchRun reads a run (the newest when id is empty) from the control API.
-func FetchRun(ctx context.Context, api, id string) (*runstate.Run, error) {
+// FetchRun reads a run (the newest when id is empty) from the control API
+// at api, with token (empty: none) as Authorization: Bearer.
+func FetchRun(ctx context.Context, api, token, id string) (*runstate.Run, error) {
 	if id == "" {
 		var runs []*runstate.Run
-		if err := getJSON(ctx, api+"/api/v1/runs?limit=1", &runs); err != nil {
+		if err := getJSON(ctx, api+"/api/v1/runs?limit=1", token, &runs); err != nil {
 			return nil, err
 		}
 		if len(runs) == 0 {
@@ -199,7 +219,7 @@ func FetchRun(ctx context.Context, api, id string) (*runstate.Run, error) {
 		return runs[0], nil
 	}
 	var run runstate.Run
-	if err := getJSON(ctx, api+"/api/v1/runs/"+id, &run); err != nil {
+	if err := getJSON(ctx, api+"/api/v1/runs/"+id, token, &run); err != nil {
 		return nil, err
 	}
 	return &run, nil
@@ -218,7 +238,7 @@ type Progress struct {
 // then for one more scrape of the metrics store (every scrape), so that
 // the snapshot sees the drained state, and collects it.
 func UntilDrained(ctx context.Context, o Options, scrape time.Duration, report func(Progress)) (*Result, error) {
-	run, err := WaitDrained(ctx, o.API, o.RunID, drainPoll, report)
+	run, err := WaitDrained(ctx, o.API, o.APIToken, o.RunID, drainPoll, report)
 	if err != nil {
 		return nil, err
 	}
@@ -234,10 +254,11 @@ func UntilDrained(ctx context.Context, o Options, scrape time.Duration, report f
 // drainPoll is how often UntilDrained asks whether the run drained.
 const drainPoll = 2 * time.Second
 
-// WaitDrained polls the run until it drains, calling report on each poll.
-func WaitDrained(ctx context.Context, api, id string, every time.Duration, report func(Progress)) (*runstate.Run, error) {
+// WaitDrained polls the run until it drains, calling report on each poll
+// (token as for FetchRun).
+func WaitDrained(ctx context.Context, api, token, id string, every time.Duration, report func(Progress)) (*runstate.Run, error) {
 	for {
-		run, err := FetchRun(ctx, api, id)
+		run, err := FetchRun(ctx, api, token, id)
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +266,7 @@ func WaitDrained(ctx context.Context, api, id string, every time.Duration, repor
 		var lag struct {
 			Groups map[string][]topics.PartitionLag `json:"groups"`
 		}
-		if getJSON(ctx, api+"/api/v1/lag", &lag) == nil {
+		if getJSON(ctx, api+"/api/v1/lag", token, &lag) == nil {
 			for _, l := range lag.Groups[topics.WorkerGroup] {
 				if l.Topic != topics.Frontier {
 					continue
@@ -269,10 +290,15 @@ func WaitDrained(ctx context.Context, api, id string, every time.Duration, repor
 	}
 }
 
-func getJSON(ctx context.Context, url string, v any) error {
+// getJSON reads url into v, sending token (empty: none) as
+// Authorization: Bearer.
+func getJSON(ctx context.Context, url, token string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
@@ -280,6 +306,10 @@ func getJSON(ctx context.Context, url string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error struct{ Message string } } // the API's error shape
+		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, e.Error.Message)
+		}
 		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)

@@ -42,6 +42,9 @@ type Options struct {
 	// GridToken is the grid's token (empty: generated at install, kept
 	// across upgrades).
 	GridToken string
+	// APIToken is the control API's token (empty: generated at install,
+	// kept across upgrades; the kube provider reads it back).
+	APIToken string
 	// Trigger is KEDA's Kafka trigger (zero: stack.DefaultTrigger).
 	Trigger stack.Trigger
 }
@@ -94,6 +97,7 @@ func Values(o Options) (map[string]any, error) {
 		"partitions":     o.Plan.Partitions,
 		"target":         o.Target,
 		"gridToken":      o.GridToken,
+		"apiToken":       o.APIToken,
 		"scrapeInterval": ScrapeInterval.String(),
 		"nodePorts":      map[string]any{"api": stack.NodePorts.API, "prometheus": stack.NodePorts.Prometheus, "grid": stack.NodePorts.Grid},
 		"keda": map[string]any{"lagThreshold": t.LagThreshold, "minReplicaCount": t.MinWorkers,

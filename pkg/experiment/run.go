@@ -143,7 +143,7 @@ func (r *runner) once(ctx context.Context, sc Scenario, repeat int) (_ *Measure,
 	if err != nil {
 		return nil, err
 	}
-	run, err := api.CreateRun(ctx, acc.Endpoints.API, api.RunRequest{Name: fmt.Sprintf("%s.%d", sc.Name, repeat), Seeds: r.f.seeds, MaxDepth: r.f.MaxDepth})
+	run, err := api.CreateRun(ctx, acc.Endpoints.API, acc.APIToken, api.RunRequest{Name: fmt.Sprintf("%s.%d", sc.Name, repeat), Seeds: r.f.seeds, MaxDepth: r.f.MaxDepth})
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (r *runner) once(ctx context.Context, sc Scenario, repeat int) (_ *Measure,
 	if stuck == 0 {
 		stuck = time.Duration(float64(time.Minute) / uo.SimTimeFactor)
 	}
-	res, err := collect.UntilDrained(ctx, collect.Options{Prometheus: acc.Endpoints.Prometheus, API: acc.Endpoints.API, RunID: run.ID,
+	res, err := collect.UntilDrained(ctx, collect.Options{Prometheus: acc.Endpoints.Prometheus, API: acc.Endpoints.API, APIToken: acc.APIToken, RunID: run.ID,
 		Out: r.dir, Scenario: sc.Name, Name: strconv.Itoa(repeat), StuckAfter: stuck, Timeline: tl}, acc.ScrapeInterval, func(collect.Progress) {})
 	if err != nil {
 		return nil, err

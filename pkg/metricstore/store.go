@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -36,18 +38,51 @@ type Store struct {
 	log    *slog.Logger
 	client *http.Client
 
-	mu   sync.Mutex
-	seen map[string]struct{} // series this store has written
+	mu      sync.Mutex
+	seen    map[string]struct{} // series this store has written
+	cleanup func()              // removes an OpenCopy's copy
 }
 
 // Open opens (or creates) the TSDB in dir.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	opts := tsdb.DefaultOptions()
-	opts.RetentionDuration = int64(7 * 24 * time.Hour / time.Millisecond)
+	opts.RetentionDuration = int64(retention / time.Millisecond)
 	db, err := tsdb.Open(dir, log, nil, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening the metrics store in %s: %w", dir, err)
 	}
+	return newStore(db, log), nil
+}
+
+// retention is how long the store keeps samples.
+const retention = 7 * 24 * time.Hour
+
+// OpenCopy opens a copy of the TSDB a stopped store left in dir (its
+// blocks and its write-ahead log, replayed), for queries that must not
+// change dir; Close removes the copy.
+func OpenCopy(dir string, log *slog.Logger) (*Store, error) {
+	if _, err := os.Stat(filepath.Join(dir, "wal")); err != nil {
+		return nil, fmt.Errorf("no metrics store in %s: %w", dir, err)
+	}
+	tmp, err := os.MkdirTemp("", "crawlctl-tsdb-")
+	if err != nil {
+		return nil, err
+	}
+	copyDir := filepath.Join(tmp, "tsdb")
+	if err := os.CopyFS(copyDir, os.DirFS(dir)); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("copying the metrics store in %s: %w", dir, err)
+	}
+	s, err := Open(copyDir, log)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	s.cleanup = func() { os.RemoveAll(tmp) }
+	return s, nil
+}
+
+func newStore(db *tsdb.DB, log *slog.Logger) *Store {
 	return &Store{
 		db:     db,
 		log:    log,
@@ -57,11 +92,17 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 			Logger: log, MaxSamples: 50_000_000, Timeout: 2 * time.Minute,
 			LookbackDelta: 5 * time.Minute, EnableAtModifier: true, EnableNegativeOffset: true,
 		}),
-	}, nil
+	}
 }
 
-// Close flushes and closes the TSDB.
-func (s *Store) Close() error { return s.db.Close() }
+// Close flushes and closes the TSDB (and removes an OpenCopy's copy).
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.cleanup != nil {
+		s.cleanup()
+	}
+	return err
+}
 
 // Run scrapes the targets every interval until ctx ends.
 func (s *Store) Run(ctx context.Context, interval time.Duration, targets func() []Target) {

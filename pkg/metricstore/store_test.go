@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -101,4 +103,79 @@ func TestScrapeAndQuery(t *testing.T) {
 	if len(series.Data) < 5 {
 		t.Errorf("series of job worker: %v", series.Data)
 	}
+}
+
+// TestOpenCopy: the samples a store wrote are found in a copy of its
+// directory taken while it runs, as a killed store leaves it (write-ahead
+// log, no block, its lock file), and the directory is not changed.
+func TestOpenCopy(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "lag", Help: "h"})
+	reg.MustRegister(g)
+	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer target.Close()
+	dir := t.TempDir()
+	live, err := Open(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	for i := range 3 {
+		g.Set(float64(7 * (i + 1)))
+		for ms := time.Now().UnixMilli(); time.Now().UnixMilli() == ms; { // one sample per millisecond
+		}
+		live.ScrapeAll(context.Background(), []Target{{Job: "api", Instance: "api-0", URL: target.URL}})
+	}
+	before := tree(t, dir)
+
+	s, err := OpenCopy(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.Register(mux)
+	api := httptest.NewServer(mux)
+	defer api.Close()
+	resp, err := http.Get(api.URL + "/api/v1/query?query=" + url.QueryEscape(`max_over_time(lag{job="api"}[1h])`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Data struct {
+			Result []struct{ Value []any }
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if len(out.Data.Result) != 1 || out.Data.Result[0].Value[1] != "21" {
+		t.Errorf("max of the copied samples: %+v, want 21", out.Data.Result)
+	}
+	if after := tree(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the store's directory changed:\nbefore %v\nafter  %v", before, after)
+	}
+	s.Close()
+	if _, err := OpenCopy(t.TempDir(), slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("OpenCopy of an empty directory succeeded")
+	}
+}
+
+// tree lists the files under dir with their sizes.
+func tree(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[path] = fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

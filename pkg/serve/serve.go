@@ -40,7 +40,12 @@ func (h *Health) Register(mux *http.ServeMux) {
 
 // Metrics adds the Prometheus exposition of g at path to mux.
 func Metrics(mux *http.ServeMux, path string, g prometheus.Gatherer) {
-	mux.Handle("GET "+path, promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.Handle("GET "+path, MetricsHandler(g))
+}
+
+// MetricsHandler serves the Prometheus exposition of g.
+func MetricsHandler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 }
 
 // ShutdownTimeout bounds how long in-flight requests may finish.

@@ -34,11 +34,21 @@ type Endpoints struct {
 // Access is how seed and collect reach a stack.
 type Access struct {
 	Endpoints Endpoints
+	// APIToken is the control API's token (empty: it needs none, as a
+	// local stack's on loopback). Never printed: Endpoints are.
+	APIToken string `json:"-"`
 	// Hint says what to do when the endpoints do not answer (empty for a
 	// local stack).
 	Hint string
 	// ScrapeInterval is how often the stack's metrics store scrapes.
 	ScrapeInterval time.Duration
+}
+
+// Archive is what a stack that is no longer up left on disk, served for
+// collect: its metrics (a Prometheus HTTP API) and its recorded runs.
+type Archive struct {
+	Prometheus string
+	RunsDir    string
 }
 
 // ErrNotUp is returned when no stack of that name runs.

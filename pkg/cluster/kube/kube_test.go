@@ -89,10 +89,27 @@ func TestAgainstAPIServer(t *testing.T) {
 			}
 		}
 	}
+	// Access carries the control API's token, the chart's api-token
+	// Secret, which an upgrade keeps.
+	apiToken := func() string {
+		t.Helper()
+		acc, err := p.Access(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return acc.APIToken
+	}
 	three := apply(3)
 	check(three)
+	token := apiToken()
+	if s, err := kc.CoreV1().Secrets(ns).Get(ctx, "api-token", metav1.GetOptions{}); err != nil || len(token) != 32 || string(s.Data["token"]) != token {
+		t.Errorf("Access gives the API token %q, want the api-token Secret's 32 characters (%v)", token, err)
+	}
 	four := apply(4)
 	check(four)
+	if got := apiToken(); got != token {
+		t.Errorf("after an upgrade the API token is %q, want %q kept", got, token)
+	}
 	w3, _ := three.Component(budget.Worker)
 	w4, _ := four.Component(budget.Worker)
 	if w3.Replicas == w4.Replicas {
@@ -117,6 +134,15 @@ func TestAgainstAPIServer(t *testing.T) {
 	}
 	if st.Revision != 2 || st.State != "deployed" || len(st.Workloads) < 10 {
 		t.Errorf("status: revision %d %s with %d workloads, want revision 2 deployed with every workload", st.Revision, st.State, len(st.Workloads))
+	}
+
+	// A release from before the API had a token has no Secret: Access
+	// gives none.
+	if err := kc.CoreV1().Secrets(ns).Delete(ctx, "api-token", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := apiToken(); got != "" {
+		t.Errorf("without the api-token Secret Access gives the token %q, want none", got)
 	}
 
 	if was, err := p.Down(ctx, stack.DownOptions{Timeout: time.Minute}); err != nil || !was {

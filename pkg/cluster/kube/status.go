@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -118,8 +119,9 @@ func workload(kind, name string, replicas *int32, ready int32, cs []corev1.Conta
 }
 
 // Access is where the recorded stack answers: kind's host ports, or the
-// local ends of the port-forwards.
-func (p *Provider) Access(context.Context) (*stack.Access, error) {
+// local ends of the port-forwards, with the control API's token read from
+// the release's Secret.
+func (p *Provider) Access(ctx context.Context) (*stack.Access, error) {
 	dir, err := stack.Dir(p.release)
 	if err != nil {
 		return nil, err
@@ -131,5 +133,31 @@ func (p *Provider) Access(context.Context) (*stack.Access, error) {
 	if r == nil {
 		return nil, stack.NotUp(p.release, stack.ErrNotUp)
 	}
-	return &stack.Access{Endpoints: r.Endpoints, Hint: r.Unreachable(), ScrapeInterval: deploy.ScrapeInterval}, nil
+	token, err := FromRecord(*r, WithLogger(p.log)).apiToken(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, r.Unreachable())
+	}
+	return &stack.Access{Endpoints: r.Endpoints, APIToken: token, Hint: r.Unreachable(), ScrapeInterval: deploy.ScrapeInterval}, nil
+}
+
+// apiTokenSecret is the chart's Secret of the control API's token (key
+// "token").
+const apiTokenSecret = "api-token"
+
+// apiToken reads the control API's token from the release's namespace;
+// empty when the Secret is absent (a release from before the API had
+// one, which needs none).
+func (p *Provider) apiToken(ctx context.Context) (string, error) {
+	kc, _, err := p.clientset()
+	if err != nil {
+		return "", err
+	}
+	s, err := kc.CoreV1().Secrets(p.namespace).Get(ctx, apiTokenSecret, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the control API's token (Secret %s in namespace %s): %w", apiTokenSecret, p.namespace, err)
+	}
+	return string(s.Data["token"]), nil
 }

@@ -116,7 +116,7 @@ func (s *Supervisor) startServices(ctx context.Context, st *State) (*services, e
 	}
 	sv.onClose(func() { s.runs.Close() })
 	if s.api, err = api.New(api.Options{Brokers: s.kafka, Target: s.target, Runs: s.runs, Partitions: s.plan.Partitions,
-		Log: s.log.With("component", "api"), Registry: prometheus.NewRegistry()}); err != nil {
+		Log: s.log.With("component", "api"), Registry: prometheus.NewRegistry(), Created: s.recordRun}); err != nil {
 		return sv, err
 	}
 	sv.onClose(func() { s.api.Close() })
@@ -138,7 +138,7 @@ func (s *Supervisor) startServices(ctx context.Context, st *State) (*services, e
 // startMetrics opens the metrics store, which answers PromQL, and serves
 // the supervisor's own /healthz, /readyz, /metrics and /status.
 func (sv *services) startMetrics(s *Supervisor, st *State) error {
-	store, err := metricstore.Open(filepath.Join(s.dir, "tsdb"), s.log.With("component", "metricstore"))
+	store, err := metricstore.Open(filepath.Join(s.dir, tsdbDir), s.log.With("component", "metricstore"))
 	if err != nil {
 		return err
 	}
@@ -181,4 +181,12 @@ func freePort() (int, error) {
 func freeAddr() (string, error) {
 	p, err := freePort()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), err
+}
+
+// recordRun writes a run created to the state dir, so that collect finds
+// it after the stack (and its in-memory run store) is gone.
+func (s *Supervisor) recordRun(run *runstate.Run) {
+	if err := runstate.SaveRun(filepath.Join(s.dir, runsDir), run); err != nil {
+		s.log.Error("recording the run", "run", run.ID, "err", err)
+	}
 }

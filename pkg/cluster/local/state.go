@@ -80,6 +80,10 @@ const (
 	specFile  = "spec.json"
 	stateFile = "state.json"
 	logDir    = "logs"
+	// tsdbDir is the metrics store's, runsDir where each run created is
+	// recorded (runstate.SaveRun): both outlive the stack.
+	tsdbDir = "tsdb"
+	runsDir = "runs"
 )
 
 func writeJSON(path string, v any) error {
@@ -145,7 +149,7 @@ func ReadState(dir string) (*State, error) {
 	}
 	switch {
 	case pid == 0:
-		return nil, &DiedError{Dir: dir, PID: st.PID, StartedAt: st.StartedAt, LastWrite: lastWrite(filepath.Join(dir, "tsdb"))}
+		return nil, &DiedError{Dir: dir, PID: st.PID, StartedAt: st.StartedAt, LastWrite: lastWrite(filepath.Join(dir, tsdbDir))}
 	case st.PID != pid:
 		return nil, stack.ErrNotUp // a new supervisor is starting; the state is its predecessor's
 	}

@@ -3,6 +3,7 @@ package local_test
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/crawlctl/crawlctl/internal/proc"
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/cluster/local"
+	"github.com/crawlctl/crawlctl/pkg/runstate"
 )
 
 // stateHome is the XDG_STATE_HOME of c (newStack gives each its own).
@@ -187,7 +189,8 @@ func TestUpFlagsCheckedFirst(t *testing.T) {
 
 // TestConcurrentUpsAndCrash: two ups at once start one stack (the second
 // waits, then finds it up); after the supervisor is killed, status says
-// the stack died and its run is lost, and down --purge cleans up.
+// the stack died and its run is lost, collect still snapshots a run from
+// the metrics on disk, and down --purge cleans up.
 func TestConcurrentUpsAndCrash(t *testing.T) {
 	c := newStack(t, "race")
 	args := []string{"up", "--provider", "local", "--sim-time-factor", "50", "--scrape-interval", "1s"}
@@ -218,11 +221,39 @@ func TestConcurrentUpsAndCrash(t *testing.T) {
 	if st.PID == 0 {
 		t.Fatalf("status %+v", st)
 	}
+	c.must("seed", "--count", "2", "--max-depth", "1")
+	live := readRunJSON(t, strings.TrimSpace(c.must("collect", "--until-drained", "--out", t.TempDir(), "-q")))
+
 	syscall.Kill(st.PID, syscall.SIGKILL)
 	testenv.Eventually(t, time.Minute, "the children to go with the supervisor", func() bool { return len(processesOf(c.bin)) == 0 })
 	_, errOut, code := c.run("status")
 	if code == 0 || !strings.Contains(errOut, "died") || !strings.Contains(errOut, "run it was crawling is lost") {
 		t.Errorf("status after the supervisor died: exit %d: %s", code, errOut)
+	}
+
+	// collect still snapshots the run from the metrics on disk, with the
+	// counters the API reported, and leaves them as they were.
+	tsdb := filepath.Join(c.stateHome(), "crawlctl", "race", "tsdb")
+	before := dirSizes(t, tsdb)
+	out, errOut, code := c.run("collect", "--out", t.TempDir())
+	if code != 0 || !strings.Contains(errOut, "from the metrics it left on disk") {
+		t.Fatalf("collect after the crash: exit %d: %s", code, errOut)
+	}
+	got := readRunJSON(t, strings.TrimSpace(out))
+	if got.Run.ID != live.Run.ID || got.Run.Counters != live.Run.Counters || got.Run.State != "drained" || len(got.Run.Seeds) != 2 {
+		t.Errorf("collected after the crash: %+v\nwhile up: %+v", got.Run, live.Run)
+	}
+	if d := got.Run.DrainedAt.Sub(live.Run.DrainedAt); d < 0 || d > 2*time.Second {
+		t.Errorf("drained at %v after the crash, %v while up: want within a scrape interval (1s) after", got.Run.DrainedAt, live.Run.DrainedAt)
+	}
+	if !strings.Contains(got.Source, "on disk") {
+		t.Errorf("run.json source %q should say the counters came from the metrics on disk", got.Source)
+	}
+	if after := dirSizes(t, tsdb); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("collect changed the stack's metrics store:\nbefore %v\nafter  %v", before, after)
+	}
+	if _, errOut, code := c.run("collect", "--run", "r20200101-000000-000000"); code == 0 || !strings.Contains(errOut, "was not recorded") {
+		t.Errorf("collect of an unknown run after the crash: exit %d: %s", code, errOut)
 	}
 	if _, errOut, code := c.run("down", "--purge"); code != 0 {
 		t.Errorf("down --purge after a crash: exit %d: %s", code, errOut)
@@ -258,4 +289,43 @@ func TestNameFlagSelectsTheStack(t *testing.T) {
 	if _, errOut, code := c.run("down", "--name", "lab"); code != 0 || !strings.Contains(errOut, `stack "lab" is down`) {
 		t.Errorf("down --name lab: exit %d, %s", code, errOut)
 	}
+}
+
+// runJSON is the part of collect's run.json these tests read.
+type runJSON struct {
+	Run    runstate.Run `json:"run"`
+	Source string       `json:"source"`
+}
+
+func readRunJSON(t *testing.T, dir string) runJSON {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r runJSON
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// dirSizes lists the files under dir with their sizes.
+func dirSizes(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err == nil {
+			out[path] = fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -48,6 +50,16 @@ type Options struct {
 	Partitions int // frontier partitions, for topic creation
 	Log        *slog.Logger
 	Registry   *prometheus.Registry // metrics are registered here and served at /metrics
+	// Created, when set, is told of each run created, once its seeds are
+	// published (the local stack records them on disk).
+	Created func(*runstate.Run)
+	// Token, when set, is required (Authorization: Bearer or ?token=) on
+	// every endpoint but /healthz and /readyz, which the probes call
+	// without one.
+	Token string
+	// MetricsPublic leaves /metrics open with a Token, for a Prometheus
+	// that scrapes without one.
+	MetricsPublic bool
 }
 
 // Server is the control API.
@@ -87,9 +99,6 @@ func New(opts Options) (*Server, error) {
 	serve.Metrics(s.mux, "/metrics", opts.Registry)
 	return s, nil
 }
-
-// Handler serves the API.
-func (s *Server) Handler() http.Handler { return s.mux }
 
 // Start creates the topics (retrying until Kafka answers or ctx ends) and
 // marks the API ready.
@@ -137,6 +146,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
 }
+
+// runShape is a run request, for error messages.
+const runShape = `{"name": ..., "seeds": [...], "max_depth": 3}`
 
 // RunRequest is the body of POST /api/v1/runs.
 type RunRequest struct {
@@ -215,11 +227,21 @@ func newRunID(now time.Time) string {
 }
 
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
+	// A browser sends a cross-site form or text/plain POST without asking;
+	// application/json it must ask for (CORS), and this API never allows it.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "", "Content-Type %q: send the run as application/json", r.Header.Get("Content-Type"))
+		return
+	}
 	var req RunRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "", "request body: %v (want {\"name\": ..., \"seeds\": [...], \"max_depth\": 3})", err)
+		writeError(w, http.StatusBadRequest, "", "request body: %v (want %s)", err, runShape)
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "", "request body: trailing data after the JSON object (send one object: %s)", runShape)
 		return
 	}
 	urls, depth, bad, err := s.validate(req)
@@ -265,7 +287,11 @@ func (s *Server) Enqueue(ctx context.Context, name string, urls []string, depth 
 		return nil, fmt.Errorf("publishing seeds to %s: %w", topics.Frontier, err)
 	}
 	s.opts.Log.Info("run created", "run", run.ID, "seeds", len(urls), "max_depth", depth)
-	return s.opts.Runs.Get(ctx, run.ID)
+	created, err := s.opts.Runs.Get(ctx, run.ID)
+	if err == nil && s.opts.Created != nil {
+		s.opts.Created(created)
+	}
+	return created, err
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

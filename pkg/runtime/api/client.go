@@ -20,8 +20,9 @@ type RefusedError struct{ Message string }
 
 func (e *RefusedError) Error() string { return e.Message + " (nothing was enqueued)" }
 
-// CreateRun posts a run to the control API at base.
-func CreateRun(ctx context.Context, base string, req RunRequest) (*runstate.Run, error) {
+// CreateRun posts a run to the control API at base, with token (empty:
+// none) as Authorization: Bearer.
+func CreateRun(ctx context.Context, base, token string, req RunRequest) (*runstate.Run, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -31,6 +32,9 @@ func CreateRun(ctx context.Context, base string, req RunRequest) (*runstate.Run,
 		return nil, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := (&http.Client{Timeout: clientTimeout}).Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("calling the control API: %w", err)

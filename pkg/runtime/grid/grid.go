@@ -40,8 +40,12 @@ type Options struct {
 	// poll and register, for a grid without a shared registry.
 	Workers []string
 	// Token, when set, is required of clients (?token= or Authorization:
-	// Bearer) and passed to workers.
+	// Bearer) and passed to workers. It guards every endpoint but /healthz
+	// and /readyz (the probes send none).
 	Token string
+	// MetricsPublic leaves GET /metrics and /metrics/prometheus open with a
+	// Token, for a Prometheus that scrapes without one.
+	MetricsPublic bool
 	// AllowedOrigins, when set, are the only Origin values accepted (a
 	// request without Origin, as Playwright clients send, is accepted).
 	AllowedOrigins []string
@@ -142,6 +146,9 @@ func errBody(w http.ResponseWriter, code int, msg string) {
 	fmt.Fprintf(w, `{"error":{"code":%d,"message":%q}}`+"\n", code, msg)
 }
 
+// unauthorized is the message of a 401.
+const unauthorized = "a valid token is required (?token= or Authorization: Bearer)"
+
 var (
 	errQueueFull = errors.New("queue full")
 	errTimeout   = errors.New("no available servers")
@@ -156,7 +163,7 @@ func (g *Grid) ServeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if !serve.Authorized(r, g.opts.Token) {
 		g.m.sessions.WithLabelValues("unauthorized").Inc()
-		errBody(w, http.StatusUnauthorized, "a valid token is required (?token= or Authorization: Bearer)")
+		errBody(w, http.StatusUnauthorized, unauthorized)
 		return
 	}
 	if !g.checkOrigin(r) {

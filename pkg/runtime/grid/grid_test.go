@@ -58,7 +58,7 @@ func TestRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "chromium.connect") {
 		t.Errorf("plain GET: %d %s", resp.StatusCode, body)
 	}
-	resp, err = http.Get(srv.URL + "/metrics")
+	resp, err = http.Get(srv.URL + "/metrics?token=s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,15 @@ type WorkerView struct {
 
 // Handler serves sessions on any path, plus GET /metrics
 // ({"activeConnections": N}, as the seed documents), /metrics/prometheus,
-// /api/v1/workers, /healthz and /readyz (h).
+// /api/v1/workers, /healthz and /readyz (h). With a token, all but the
+// probes need it (sessions check it themselves); Options.MetricsPublic
+// leaves the two metrics endpoints open.
 func (g *Grid) Handler(h *serve.Health, reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	h.Register(mux)
-	serve.Metrics(mux, "/metrics/prometheus", reg)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	metrics := g.guard(!g.opts.MetricsPublic)
+	mux.Handle("GET /metrics/prometheus", metrics(serve.MetricsHandler(reg)))
+	mux.Handle("GET /metrics", metrics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := g.opts.Registry.Workers(r.Context())
 		if err != nil {
 			errBody(w, http.StatusServiceUnavailable, "registry unavailable: "+err.Error())
@@ -40,8 +43,8 @@ func (g *Grid) Handler(h *serve.Health, reg prometheus.Gatherer) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, "{\"activeConnections\": %d}\n", n) // byte for byte as the seed shows it
-	})
-	mux.HandleFunc("GET /api/v1/workers", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /api/v1/workers", g.guard(true)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := g.opts.Registry.Workers(r.Context())
 		if err != nil {
 			errBody(w, http.StatusServiceUnavailable, "registry unavailable: "+err.Error())
@@ -53,9 +56,26 @@ func (g *Grid) Handler(h *serve.Health, reg prometheus.Gatherer) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"workers": out})
-	})
+	})))
 	mux.HandleFunc("/", g.ServeSession)
 	return mux
+}
+
+// guard wraps a handler so that, when required, a request without the
+// token is answered 401.
+func (g *Grid) guard(required bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if !required {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !serve.Authorized(r, g.opts.Token) {
+				errBody(w, http.StatusUnauthorized, unauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // ServeOptions configure how the grid listens, restarts and drains.

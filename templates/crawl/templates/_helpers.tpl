@@ -26,6 +26,26 @@ prometheus.io/port: {{ .port | quote }}
 prometheus.io/path: {{ .path | default "/metrics" | quote }}
 {{- end }}
 
+{{/* tokenSecret: the Secret called .name holding a component's token:
+     .value if given, else the one already in the cluster (kept across
+     upgrades), else a random one. */}}
+{{- define "crawl.tokenSecret" -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .name }}
+  labels: {{- include "crawl.labels" (dict "name" .component "root" .root) | nindent 4 }}
+type: Opaque
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name }}
+{{- if and (not .value) $existing }}
+data:
+  token: {{ index $existing.data "token" }} # kept across upgrades
+{{- else }}
+stringData:
+  token: {{ .value | default (randAlphaNum 32) | quote }}
+{{- end }}
+{{- end }}
+
 {{- define "crawl.kafka" -}}kafka-0.kafka.{{ .Release.Namespace }}.svc:9092{{- end }}
 {{- define "crawl.redis" -}}redis.{{ .Release.Namespace }}.svc:6379{{- end }}
 {{- define "crawl.target" -}}{{ .Values.target | default (printf "http://olsim.%s.svc:8081" .Release.Namespace) }}{{- end }}
