@@ -50,6 +50,7 @@ SIGTERM or Ctrl-C drains the component and stops it.`,
 		newRunProxyCommand(a),
 		newRunGridCommand(a),
 		newRunBrowserCommand(a),
+		newRunBrokerCommand(a),
 		newRunSupervisorCommand(a),
 	)
 	return cmd
