@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -97,6 +98,12 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 				return err
 			}
 			a.progress("provider %s: %s", chosen, why)
+			if chosen == stack.Local && (len(o.Values) > 0 || len(o.Set) > 0) {
+				return usageErrorf("--values and --set are chart values: give --provider kind or kube")
+			}
+			if v := os.Getenv("CRAWLCTL_VALUES"); v != "" && chosen != stack.Local && !cmd.Flags().Changed("values") {
+				o.Values = []string{v}
+			}
 			if o.GridListen != "" && chosen != stack.Local {
 				return usageErrorf("--grid-listen is for the local provider: %s maps the grid to 127.0.0.1:%d", chosen, stack.DefaultPorts.Grid)
 			}
@@ -143,6 +150,8 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 	f.BoolVar(&installKEDA, "install-keda", false, "install KEDA from its official chart when the cluster has none (default: true with --provider kind, false with kube)")
 	f.StringVar(&o.KEDARepo, "keda-repo", o.KEDARepo, "with --install-keda: KEDA's chart repository")
 	f.StringVar(&o.KEDAVersion, "keda-version", o.KEDAVersion, "with --install-keda: KEDA's chart version")
+	f.StringArrayVarP(&o.Values, "values", "f", nil, "with --provider kind or kube: a chart values file, as helm's -f (repeat; default $CRAWLCTL_VALUES; scripts/kind-offline.sh writes one)")
+	f.StringArrayVar(&o.Set, "set", nil, "with --provider kind or kube: a chart value KEY=VALUE, as helm's --set (repeat), e.g. images.redis=registry.example/redis:7")
 	f.BoolVar(&o.ClusterOnly, "cluster-only", false, "with --provider kind: create (or reuse) the cluster, capped and ready, and install nothing in it")
 	f.BoolVar(&o.Wait, "wait", o.Wait, "with --provider kind or kube: wait until every workload is ready (up to --timeout)")
 	f.BoolVar(&dryRun, "dry-run", false, "with --provider kind or kube: write what would be created (kind-config.yaml, manifests.yaml) and touch nothing")

@@ -47,6 +47,9 @@ type Options struct {
 	APIToken string
 	// Trigger is KEDA's Kafka trigger (zero: stack.DefaultTrigger).
 	Trigger stack.Trigger
+	// User are the user's own values (UserValues): images, kafka, and
+	// anything else crawlctl does not compute.
+	User map[string]any
 }
 
 // LoadChart reads the embedded chart called name.
@@ -113,7 +116,7 @@ func Values(o Options) (map[string]any, error) {
 	if o.BrowserImage != "" {
 		v["browserImage"] = o.BrowserImage
 	}
-	return v, nil
+	return mergeUser(o.User, v)
 }
 
 // Render renders the stack's chart for o without a cluster (Helm's

@@ -42,6 +42,9 @@ type UpOptions struct {
 	InstallKEDA *bool
 	// KEDARepo and KEDAVersion are where KEDA's chart comes from.
 	KEDARepo, KEDAVersion string
+	// Values and Set are the user's chart values for a cluster stack, as
+	// helm's -f FILE and --set K=V (images, kafka.standIn, ...).
+	Values, Set []string
 }
 
 // KEDA's official chart, the version the stack is tested with.

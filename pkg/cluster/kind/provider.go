@@ -137,6 +137,9 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 	)
 	steps := []stack.Step{
 		{Name: "preflight", Do: func(ctx context.Context) (string, error) {
+			if _, err := kube.UserValues(&o); err != nil {
+				return "", err
+			}
 			var err error
 			if facts, err = Preflight(ctx, d, plan, exec.LookPath); err != nil {
 				return "", err

@@ -14,8 +14,12 @@ import (
 // DryRun writes the stack's rendered chart (a client-only Helm dry run)
 // into o.Dir/manifests.yaml, touching no cluster.
 func (p *Provider) DryRun(_ context.Context, plan *budget.Plan, uo stack.UpOptions, o stack.DryRunOptions) ([]string, error) {
+	user, err := UserValues(&uo)
+	if err != nil {
+		return nil, err
+	}
 	m, err := deploy.Render(deploy.Options{Plan: plan, Release: p.release, Namespace: p.namespace,
-		Image: uo.Image, BrowserImage: uo.BrowserImage, Target: uo.Target})
+		Image: uo.Image, BrowserImage: uo.BrowserImage, Target: uo.Target, User: user})
 	if err != nil {
 		return nil, err
 	}

@@ -80,6 +80,9 @@ func (p *Provider) UpSteps(plan *budget.Plan, o *stack.UpOptions, res *Result) [
 			if o.Timeout <= 0 {
 				o.Timeout = DefaultUpTimeout
 			}
+			if _, err := UserValues(o); err != nil {
+				return "", err
+			}
 			var err error
 			kc, server, err = p.clientset()
 			return server + " answers", err
@@ -108,8 +111,12 @@ func (p *Provider) UpSteps(plan *budget.Plan, o *stack.UpOptions, res *Result) [
 				return "", err
 			}
 			p.print.Detail("installing or upgrading release %s in namespace %s (%d proxies, up to %d workers)", p.release, p.namespace, plan.Proxies, plan.MaxWorkers)
+			user, err := UserValues(o)
+			if err != nil {
+				return "", err
+			}
 			rel, err := d.Apply(ctx, deploy.Options{Plan: plan, Release: p.release, Namespace: p.namespace,
-				Image: o.Image, BrowserImage: o.BrowserImage, Target: o.Target}, deploy.ApplyOptions{Timeout: o.Timeout})
+				Image: o.Image, BrowserImage: o.BrowserImage, Target: o.Target, User: user}, deploy.ApplyOptions{Timeout: o.Timeout})
 			if err != nil {
 				return "", err
 			}
@@ -130,6 +137,19 @@ func (p *Provider) UpSteps(plan *budget.Plan, o *stack.UpOptions, res *Result) [
 		res.Waited = err == nil
 		return fmt.Sprintf("%d workloads ready", n), err
 	}})
+}
+
+// UserValues reads the user's chart values (--values, --set); a bad file
+// or key is a usage error.
+func UserValues(o *stack.UpOptions) (map[string]any, error) {
+	user, err := deploy.UserValues(o.Values, o.Set)
+	if err == nil {
+		err = deploy.CheckUser(user)
+	}
+	if err != nil {
+		return nil, stack.Usagef("%w", err)
+	}
+	return user, nil
 }
 
 // waitWorkloads waits until every Deployment and StatefulSet of the
