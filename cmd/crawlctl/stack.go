@@ -104,6 +104,9 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 			if v := os.Getenv("CRAWLCTL_VALUES"); v != "" && chosen != stack.Local && !cmd.Flags().Changed("values") {
 				o.Values = []string{v}
 			}
+			if v := os.Getenv("CRAWLCTL_KEDA_REPO"); v != "" && !cmd.Flags().Changed("keda-repo") {
+				o.KEDARepo = v
+			}
 			if o.GridListen != "" && chosen != stack.Local {
 				return usageErrorf("--grid-listen is for the local provider: %s maps the grid to 127.0.0.1:%d", chosen, stack.DefaultPorts.Grid)
 			}
@@ -148,7 +151,7 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 	f.StringVar(&o.BrowserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
 	f.BoolVar(&sizeFromNodes, "size-from-cluster", false, "with --provider kube: size the budget from the schedulable nodes' allocatable memory and CPU")
 	f.BoolVar(&installKEDA, "install-keda", false, "install KEDA from its official chart when the cluster has none (default: true with --provider kind, false with kube)")
-	f.StringVar(&o.KEDARepo, "keda-repo", o.KEDARepo, "with --install-keda: KEDA's chart repository")
+	f.StringVar(&o.KEDARepo, "keda-repo", o.KEDARepo, "with --install-keda: KEDA's chart repository, a URL or a directory served on loopback (default $CRAWLCTL_KEDA_REPO, else the official one)")
 	f.StringVar(&o.KEDAVersion, "keda-version", o.KEDAVersion, "with --install-keda: KEDA's chart version")
 	f.StringArrayVarP(&o.Values, "values", "f", nil, "with --provider kind or kube: a chart values file, as helm's -f (repeat; default $CRAWLCTL_VALUES; scripts/kind-offline.sh writes one)")
 	f.StringArrayVar(&o.Set, "set", nil, "with --provider kind or kube: a chart value KEY=VALUE, as helm's --set (repeat), e.g. images.redis=registry.example/redis:7")

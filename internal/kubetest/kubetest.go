@@ -95,6 +95,7 @@ func KEDAChartRepo(t testing.TB, version string) string {
 
 var (
 	crds          = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	apiServices   = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 	ScaledObjects = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledobjects"}
 )
 
@@ -114,18 +115,24 @@ func Connect(t testing.TB, kubeconfig string) Clients {
 	return Clients{Kube: kubernetes.NewForConfigOrDie(rc), Dynamic: dynamic.NewForConfigOrDie(rc)}
 }
 
-// InstallKEDACRD creates KEDA's ScaledObject CRD, as KEDA's chart would,
-// and waits until the API server serves ScaledObjects.
+// InstallKEDACRD creates KEDA's ScaledObject CRD and its external metrics
+// APIService, as KEDA's chart would, and waits until the API server serves
+// ScaledObjects.
 func InstallKEDACRD(t testing.TB, c Clients) {
 	t.Helper()
-	var obj map[string]any
-	if err := yaml.Unmarshal(kedaCRD, &obj); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	_, err := c.Dynamic.Resource(crds).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
+	for _, o := range []struct {
+		gvr  schema.GroupVersionResource
+		yaml []byte
+	}{{crds, kedaCRD}, {apiServices, []byte(kedaAPIService)}} {
+		var obj map[string]any
+		if err := yaml.Unmarshal(o.yaml, &obj); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Dynamic.Resource(o.gvr).Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
 	}
 	testenv.Eventually(t, 30*time.Second, "the ScaledObject CRD served", func() bool {
 		_, err := c.Dynamic.Resource(ScaledObjects).Namespace("default").List(ctx, metav1.ListOptions{})

@@ -3,8 +3,11 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -25,7 +28,10 @@ const (
 // KEDAOptions say where KEDA's chart comes from.
 type KEDAOptions struct {
 	// RepoURL and Version of the chart (stack.KEDARepo and
-	// stack.KEDAVersion when empty).
+	// stack.KEDAVersion when empty). A directory holding a repository
+	// (index.yaml and charts, as hack/kedachart writes) is served on
+	// loopback for the install, and installed over Helm's repository
+	// protocol like any other.
 	RepoURL, Version string
 	// CacheDir keeps downloaded charts and repository indexes.
 	CacheDir string
@@ -68,6 +74,14 @@ func (d *Deployer) ApplyKEDA(ctx context.Context, plan *budget.Plan, o KEDAOptio
 		}
 		o.CacheDir = filepath.Join(dir, "crawlctl", "helm")
 	}
+	if local, err := os.Stat(o.RepoURL); err == nil && local.IsDir() {
+		url, stop, err := serveRepo(o.RepoURL)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		o.RepoURL = url
+	}
 	settings := cli.New()
 	settings.RepositoryCache = filepath.Join(o.CacheDir, "repository")
 	settings.RepositoryConfig = filepath.Join(o.CacheDir, "repositories.yaml")
@@ -87,4 +101,19 @@ func (d *Deployer) ApplyKEDA(ctx context.Context, plan *budget.Plan, o KEDAOptio
 		return nil, err
 	}
 	return d.apply(ctx, kedaRelease, ch, vals, ao)
+}
+
+// serveRepo serves a chart repository directory on a loopback port until
+// stop is called.
+func serveRepo(dir string) (url string, stop func(), err error) {
+	if _, err := os.Stat(filepath.Join(dir, "index.yaml")); err != nil {
+		return "", nil, fmt.Errorf("--keda-repo %s is a directory without a chart repository's index.yaml: %w", dir, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir)), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }

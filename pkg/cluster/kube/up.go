@@ -89,10 +89,15 @@ func (p *Provider) UpSteps(plan *budget.Plan, o *stack.UpOptions, res *Result) [
 		}},
 		{Name: "KEDA", Do: func(ctx context.Context) (string, error) {
 			err := requireKEDA(kc)
-			switch {
-			case err == nil:
-				return "the cluster serves " + kedaGroupVersion, nil
-			case !errors.Is(err, ErrNoKEDA) || o.InstallKEDA == nil || !*o.InstallKEDA:
+			if err == nil {
+				// Its CRDs outlive a failed install: the metrics API says
+				// whether KEDA itself runs.
+				if err = p.apiServiceAvailable(ctx, externalMetrics); err == nil {
+					return "the cluster serves " + kedaGroupVersion + " and " + externalMetrics, nil
+				}
+				err = fmt.Errorf("%w: KEDA's CRDs are installed, but %v", ErrNoKEDA, err)
+			}
+			if !errors.Is(err, ErrNoKEDA) || o.InstallKEDA == nil || !*o.InstallKEDA {
 				return "", err
 			}
 			if err := p.installKEDA(ctx, kc, plan, o); err != nil {
@@ -207,6 +212,11 @@ func (p *Provider) installKEDA(ctx context.Context, kc kubernetes.Interface, pla
 
 // waitAPIService waits until the aggregated API name is Available.
 func (p *Provider) waitAPIService(ctx context.Context, name string, timeout time.Duration) error {
+	return waitFor(ctx, timeout, func() error { return p.apiServiceAvailable(ctx, name) })
+}
+
+// apiServiceAvailable says whether the aggregated API name is Available.
+func (p *Provider) apiServiceAvailable(ctx context.Context, name string) error {
 	cfg, err := p.restConfig()
 	if err != nil {
 		return err
@@ -215,23 +225,21 @@ func (p *Provider) waitAPIService(ctx context.Context, name string, timeout time
 	if err != nil {
 		return err
 	}
-	return waitFor(ctx, timeout, func() error {
-		svc, err := dc.Resource(apiServices).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("APIService %s: %w", name, err)
-		}
-		conds, _, _ := unstructured.NestedSlice(svc.Object, "status", "conditions")
-		for _, c := range conds {
-			m, _ := c.(map[string]any)
-			if m["type"] == "Available" {
-				if m["status"] == "True" {
-					return nil
-				}
-				return fmt.Errorf("APIService %s is not Available (%v: %v)", name, m["reason"], m["message"])
+	svc, err := dc.Resource(apiServices).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("APIService %s: %w", name, err)
+	}
+	conds, _, _ := unstructured.NestedSlice(svc.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Available" {
+			if m["status"] == "True" {
+				return nil
 			}
+			return fmt.Errorf("APIService %s is not Available (%v: %v)", name, m["reason"], m["message"])
 		}
-		return fmt.Errorf("APIService %s reports no Available condition yet", name)
-	})
+	}
+	return fmt.Errorf("APIService %s reports no Available condition yet", name)
 }
 
 // waitFor polls check every second until it returns nil or timeout
