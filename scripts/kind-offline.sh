@@ -7,8 +7,10 @@
 # builds a kind node image for Kubernetes v1.37.2 with every image kind and
 # kubeadm use, all from the Go module cache, Debian's packages and kind's
 # own base files (read from its module at build time, never copied into
-# this repository). It prints on stdout the export line that points crawlctl
-# at the image; progress goes to stderr. Everything is cached under
+# this repository), and the crawl stack's own service images
+# (kind-stack-images.sh). It prints on stdout the export lines that point
+# crawlctl at the node image and at the chart values for those images;
+# progress goes to stderr. Everything is cached under
 # ${XDG_CACHE_HOME:-~/.cache}/crawlctl/kind-offline/: a warm run takes
 # seconds. See docs/kind.md.
 #
@@ -18,6 +20,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_go
 ROOT=$(repo_root)
+source "$ROOT/scripts/kind-stack-images.sh"
 
 K8S=v1.37.2             # hack/kubernetes/go.mod
 KIND=v0.33.0            # go.mod: sigs.k8s.io/kind
@@ -283,8 +286,8 @@ EOF
   sed 's/^package nodeimage/package main/' "$KINDSRC/pkg/build/nodeimage/const_storage.go" >"$gen/storage.go"
   printf 'package main\n\nimport "os"\n\nfunc main() { os.Stdout.WriteString(defaultStorageManifest) }\n' >"$gen/main.go"
   (cd "$gen" && go run storage.go main.go) >"$R/kind/manifests/default-storage.yaml"
-  # Images, imported into containerd at the node's first boot.
-  cp "$IMG/"*.tar "$R/kind/images/"
+  # Images (build_node puts them in /kind/images), imported into
+  # containerd at the node's first boot.
   cat >"$R/etc/systemd/system/kind-import-images.service" <<'EOF'
 [Unit]
 Description=Import the node's images into containerd (built offline by scripts/kind-offline.sh)
@@ -312,22 +315,29 @@ EOF
 }
 
 build_node() {
-  if done_ node && docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+  # The node is rebuilt when its images change.
+  local key
+  key=$(cd "$IMG" && ls -l --time-style=+%s -- *.tar | md5sum | cut -c1-12)
+  if done_ "node-$key" && docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
     return
   fi
   step "writing and loading the node image $NODE_IMAGE"
+  rm -rf "$C/rootfs/kind/images" && mkdir -p "$C/rootfs/kind/images" && cp "$IMG/"*.tar "$C/rootfs/kind/images/"
   "$MKIMAGE" -tag "$NODE_IMAGE" -layer "$C/rootfs" -entrypoint /usr/local/bin/entrypoint -entrypoint /sbin/init \
     -env container=docker -stopsignal SIGRTMIN+3 -o "$C/node.tar"
   docker load -i "$C/node.tar" >/dev/null
-  rm -f "$C/node.tar"
-  mark node
+  rm -f "$C/node.tar" "$STAMPS"/node-*
+  mark "node-$key"
 }
 
 ensure_docker
 build_kubernetes
 build_tools
 build_images
+build_stack_images
 build_rootfs
 build_node
 step_done
 echo "export CRAWLCTL_NODE_IMAGE=$NODE_IMAGE"
+echo "export CRAWLCTL_VALUES=$C/stack-values.yaml"
+echo "export CRAWLCTL_KEDA_REPO=$C/keda-repo"

@@ -34,7 +34,10 @@ var Panels = []Panel{
 	{File: "frontier_lag", Title: "Frontier lag per partition", YLabel: "records",
 		Query: `sum by (partition) (crawl_api_consumer_lag_records{group="crawl-workers",topic="crawl.frontier"})`, Label: "partition"},
 	{File: "replicas", Title: "Worker and graph-writer replicas", YLabel: "ready replicas",
-		Query: `sum by (component) (crawl_supervisor_replicas_available{component=~"worker|graph-writer"})`, Label: "component"},
+		// The local supervisor's gauge, or kube-state-metrics' on a cluster.
+		Query: `sum by (component) (crawl_supervisor_replicas_available{component=~"worker|graph-writer"} or ` +
+			`label_replace(kube_deployment_status_replicas_available{deployment=~"worker|graph-writer"}, "component", "$1", "deployment", "(.+)"))`,
+		Label: "component"},
 	{File: "rate_limited", Title: "429 hits per egress", YLabel: "429/s",
 		Query: `sum by (egress) (rate(crawl_worker_rate_limited_total[{{W}}]))`, Label: "egress"},
 	{File: "throughput", Title: "Crawl throughput by outcome", YLabel: "jobs/s",

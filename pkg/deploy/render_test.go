@@ -40,7 +40,16 @@ type scaledObject struct {
 		MaxReplicaCount int                   `json:"maxReplicaCount"`
 		PollingInterval int                   `json:"pollingInterval"`
 		CooldownPeriod  int                   `json:"cooldownPeriod"`
-		Triggers        []struct {
+		Advanced        struct {
+			HorizontalPodAutoscalerConfig struct {
+				Behavior struct {
+					ScaleDown struct {
+						StabilizationWindowSeconds int `json:"stabilizationWindowSeconds"`
+					} `json:"scaleDown"`
+				} `json:"behavior"`
+			} `json:"horizontalPodAutoscalerConfig"`
+		} `json:"advanced"`
+		Triggers []struct {
 			Type     string            `json:"type"`
 			Metadata map[string]string `json:"metadata"`
 		} `json:"triggers"`
@@ -220,7 +229,8 @@ func TestRenderTakesGoFacts(t *testing.T) {
 				t.Fatal(err)
 			}
 			sawWorker = true
-			if s := so.Spec; s.MinReplicaCount != 2 || s.PollingInterval != 3 || s.CooldownPeriod != 11 || s.Triggers[0].Metadata["lagThreshold"] != "7" {
+			if s := so.Spec; s.MinReplicaCount != 2 || s.PollingInterval != 3 || s.CooldownPeriod != 11 || s.Triggers[0].Metadata["lagThreshold"] != "7" ||
+				s.Advanced.HorizontalPodAutoscalerConfig.Behavior.ScaleDown.StabilizationWindowSeconds != 11 {
 				t.Errorf("worker ScaledObject %+v does not carry the trigger %+v", s, trig)
 			}
 		case strings.Contains(doc, "kind: Service\n"):
