@@ -1,0 +1,211 @@
+package kind_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+
+	"github.com/crawlctl/crawlctl/internal/kubetest"
+	"github.com/crawlctl/crawlctl/internal/testenv"
+	"github.com/crawlctl/crawlctl/pkg/budget"
+	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
+	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
+	"github.com/crawlctl/crawlctl/pkg/runstate"
+)
+
+// TestStackOnKind runs the whole stack on a real kind cluster, as a user
+// types it, with the images scripts/kind-offline.sh builds here (its
+// exports: the node image, the chart values naming the stack's images and
+// the Kafka stand-in, and KEDA's chart repository): every workload Ready,
+// each pod's memory limit the budget's, KEDA (built from its source)
+// scaling workers above one during the run and back down after, a worker
+// pod deleted mid-run costing nothing, the run drained with exact
+// accounting, every edge stored in PostgreSQL, the replicas and lag panels
+// non-empty, and the node container under its memory cap throughout.
+func TestStackOnKind(t *testing.T) {
+	env := map[string]string{}
+	for _, k := range []string{"CRAWLCTL_NODE_IMAGE", "CRAWLCTL_VALUES", "CRAWLCTL_KEDA_REPO"} {
+		if env[k] = os.Getenv(k); env[k] == "" {
+			t.Skipf("%s is not set: scripts/kind-offline.sh builds what this test runs and scripts/test.sh sets it", k)
+		}
+	}
+	const name = "kind-stack"
+	home := t.TempDir()
+	bin, rt := testenv.Crawlctl(t), testenv.CrawlctlRuntime(t)
+	run := func(args ...string) (string, string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+home, "XDG_CONFIG_HOME="+home, "CRAWLCTL_NAME="+name)
+		cmd.Dir = home
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	kindcluster.NewProvider(kindcluster.ProviderWithDocker()).Delete(name, "") // an interrupted run's
+	t.Cleanup(func() { run("down", "--provider", "kind") })
+	ctx := context.Background()
+
+	// Workers request little CPU so that what KEDA asks for schedules on
+	// two CPUs; 8 partitions cap them at 8.
+	sizing := []string{"--node-cpu", "2", "--worker-cpu-request", "10m", "--partitions", "8"}
+	start := time.Now()
+	_, errOut, err := run(append([]string{"up", "--provider", "kind", "--sim-time-factor", "10", "--runtime-binary", rt, "--timeout", "10m"}, sizing...)...)
+	if err != nil || !strings.Contains(errOut, "✓ KEDA: KEDA 2.17.0 installed") || !strings.Contains(errOut, "workloads ready") {
+		t.Fatalf("up: %v\n%s", err, errOut)
+	}
+	t.Logf("up in %v", time.Since(start).Round(time.Second))
+
+	in := budget.DefaultInput()
+	in.NodeCPU, in.Partitions = "2", 8
+	in.Sizes.Worker.CPURequest = "10m"
+	plan, err := budget.Compute(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run("status", "-o", "json")
+	var st kube.Status
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.Workloads) < 10 {
+		t.Fatalf("status: %v %s", err, out)
+	}
+	for _, w := range st.Workloads {
+		c, ok := plan.Component(w.Name)
+		if w.Ready < 1 || !ok || w.MemoryLimitMi != c.LimitMemoryMi {
+			t.Errorf("workload %+v: want ready, with the budget's %dMi limit (%+v)", w, c.LimitMemoryMi, c)
+		}
+	}
+
+	kc := kubetest.Connect(t, filepath.Join(home, "crawlctl", name, "kind", "kubeconfig"))
+	d, err := kind.NewDocker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// During the run: the most workers KEDA asked for, one worker pod
+	// deleted, and the node container's memory against its cap.
+	var (
+		mu          sync.Mutex
+		maxReplicas int32
+		deleted     string
+		peakMem     uint64
+		samples     int
+	)
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for sctx.Err() == nil {
+			if dep, err := kc.Kube.AppsV1().Deployments("crawl").Get(sctx, "worker", metav1.GetOptions{}); err == nil {
+				mu.Lock()
+				maxReplicas = max(maxReplicas, *dep.Spec.Replicas)
+				mu.Unlock()
+			}
+			if pods, err := kc.Kube.CoreV1().Pods("crawl").List(sctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=worker"}); err == nil && deleted == "" && len(pods.Items) > 1 {
+				deleted = pods.Items[0].Name
+				kc.Kube.CoreV1().Pods("crawl").Delete(sctx, deleted, metav1.DeleteOptions{})
+			}
+			if s, err := d.ContainerStats(sctx, kind.NodeContainer(name), client.ContainerStatsOptions{Stream: false}); err == nil {
+				var v struct {
+					MemoryStats struct {
+						Usage uint64 `json:"usage"`
+					} `json:"memory_stats"`
+				}
+				if json.NewDecoder(s.Body).Decode(&v) == nil {
+					peakMem, samples = max(peakMem, v.MemoryStats.Usage), samples+1
+				}
+				s.Body.Close()
+			}
+			select {
+			case <-sctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+	})
+
+	if _, errOut, err := run("seed", "--count", "10", "--max-depth", "2"); err != nil {
+		t.Fatalf("seed: %v\n%s", err, errOut)
+	}
+	raw := filepath.Join(home, "raw")
+	out, errOut, err = run("collect", "--until-drained", "--out", raw, "--step", "2s", "--rate-window", "10s")
+	stop()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("collect: %v\n%s", err, errOut)
+	}
+	dir := strings.TrimSpace(out)
+	var meta struct{ Run runstate.Run }
+	if b, err := os.ReadFile(filepath.Join(dir, "run.json")); err != nil || json.Unmarshal(b, &meta) != nil {
+		t.Fatalf("run.json: %v", err)
+	}
+	c := meta.Run.Counters
+	if c.Enqueued == 0 || c.Enqueued != c.Crawled+c.Deduped+c.DLQ || c.EdgesWritten == 0 {
+		t.Errorf("accounting %+v: want enqueued = crawled + deduped + dlq, and edges", c)
+	}
+	if deleted == "" || maxReplicas < 2 {
+		t.Errorf("KEDA asked for at most %d workers; deleted pod %q: want more than one worker, and one deleted", maxReplicas, deleted)
+	}
+	if limit := uint64(plan.NodeMemoryMi) << 20; samples == 0 || peakMem >= limit {
+		t.Errorf("node container memory peaked at %dMi over %d samples, cap %dMi", peakMem>>20, samples, plan.NodeMemoryMi)
+	}
+	t.Logf("%d URLs, %d edges; KEDA asked for up to %d workers; node memory peak %dMi of %dMi", c.Enqueued, c.EdgesWritten, maxReplicas, peakMem>>20, plan.NodeMemoryMi)
+
+	// Every edge is in PostgreSQL.
+	psql := exec.Command("docker", "exec", kind.NodeContainer(name), "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf",
+		"-n", "crawl", "exec", "graph-db-0", "--", "psql", "-U", "crawl", "-tAc", "select count(*) from graph_edges")
+	b, err := psql.Output()
+	if n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || n != c.EdgesWritten {
+		t.Errorf("graph_edges holds %q (%v), want the run's %d edges", b, err, c.EdgesWritten)
+	}
+	// The replicas (kube-state-metrics) and lag panels have data.
+	for _, panel := range []string{"replicas", "frontier_lag"} {
+		if rows := readCSV(t, filepath.Join(dir, "csv_data", panel+".csv")); len(rows) < 3 || len(rows[0]) < 2 || !hasValue(rows) {
+			t.Errorf("%s.csv is empty: %v", panel, rows)
+		}
+	}
+	// And back down to one worker after the trigger's cooldown.
+	testenv.Eventually(t, 3*time.Minute, "KEDA to scale the workers back to 1", func() bool {
+		dep, err := kc.Kube.AppsV1().Deployments("crawl").Get(ctx, "worker", metav1.GetOptions{})
+		return err == nil && *dep.Spec.Replicas == 1
+	})
+
+	if _, errOut, err := run("down", "--provider", "kind"); err != nil {
+		t.Fatalf("down: %v\n%s", err, errOut)
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// hasValue reports whether any data cell is filled.
+func hasValue(rows [][]string) bool {
+	for _, r := range rows[1:] {
+		for _, v := range r[1:] {
+			if v != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
