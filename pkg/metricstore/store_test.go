@@ -4,18 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/crawlctl/crawlctl/internal/testenv"
 )
 
 func TestScrapeAndQuery(t *testing.T) {
@@ -126,7 +126,7 @@ func TestOpenCopy(t *testing.T) {
 		}
 		live.ScrapeAll(context.Background(), []Target{{Job: "api", Instance: "api-0", URL: target.URL}})
 	}
-	before := tree(t, dir)
+	before := testenv.DirSizes(t, dir)
 
 	s, err := OpenCopy(dir, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -150,32 +150,11 @@ func TestOpenCopy(t *testing.T) {
 	if len(out.Data.Result) != 1 || out.Data.Result[0].Value[1] != "21" {
 		t.Errorf("max of the copied samples: %+v, want 21", out.Data.Result)
 	}
-	if after := tree(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := testenv.DirSizes(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the store's directory changed:\nbefore %v\nafter  %v", before, after)
 	}
 	s.Close()
 	if _, err := OpenCopy(t.TempDir(), slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("OpenCopy of an empty directory succeeded")
 	}
-}
-
-// tree lists the files under dir with their sizes.
-func tree(t *testing.T, dir string) map[string]int64 {
-	t.Helper()
-	out := map[string]int64{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		out[path] = fi.Size()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -3,7 +3,6 @@ package local_test
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,7 +233,7 @@ func TestConcurrentUpsAndCrash(t *testing.T) {
 	// collect still snapshots the run from the metrics on disk, with the
 	// counters the API reported, and leaves them as they were.
 	tsdb := filepath.Join(c.stateHome(), "crawlctl", "race", "tsdb")
-	before := dirSizes(t, tsdb)
+	before := testenv.DirSizes(t, tsdb)
 	out, errOut, code := c.run("collect", "--out", t.TempDir())
 	if code != 0 || !strings.Contains(errOut, "from the metrics it left on disk") {
 		t.Fatalf("collect after the crash: exit %d: %s", code, errOut)
@@ -249,7 +248,7 @@ func TestConcurrentUpsAndCrash(t *testing.T) {
 	if !strings.Contains(got.Source, "on disk") {
 		t.Errorf("run.json source %q should say the counters came from the metrics on disk", got.Source)
 	}
-	if after := dirSizes(t, tsdb); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := testenv.DirSizes(t, tsdb); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("collect changed the stack's metrics store:\nbefore %v\nafter  %v", before, after)
 	}
 	if _, errOut, code := c.run("collect", "--run", "r20200101-000000-000000"); code == 0 || !strings.Contains(errOut, "was not recorded") {
@@ -308,24 +307,4 @@ func readRunJSON(t *testing.T, dir string) runJSON {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// dirSizes lists the files under dir with their sizes.
-func dirSizes(t *testing.T, dir string) map[string]int64 {
-	t.Helper()
-	out := map[string]int64{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err == nil {
-			out[path] = fi.Size()
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
