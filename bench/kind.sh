@@ -2,8 +2,11 @@
 # The kind provider on this machine's Docker daemon, with the node image
 # scripts/kind-offline.sh builds: RUNS times (default 3) `crawlctl up
 # --provider kind --cluster-only` on no cluster (to node Ready and CoreDNS
-# ready), the same up again (reuse), and `crawlctl down --provider kind`.
-# Prints the median (min–max) of each in seconds as a Markdown table.
+# ready), the same up again (reuse), and `crawlctl down --provider kind`;
+# then RUNS times the whole stack: `crawlctl up --provider kind` on no
+# cluster to every workload Ready (KEDA and the stack's images from
+# kind-offline.sh's exports) and its down. Prints the median (min–max) of
+# each in seconds as a Markdown table.
 # Usage: bench/kind.sh [runs, default 3]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -13,6 +16,7 @@ ROOT=$(repo_root)
 eval "$("$ROOT/scripts/kind-offline.sh")"
 bench_workdir kindbench
 build_crawlctl >/dev/null
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -tags crawlctl_runtime -o bin/crawlctl-runtime ./cmd/crawlctl) || die "runtime build failed"
 export XDG_STATE_HOME="$WORK/state" CRAWLCTL_NAME=kind-bench
 CC="$ROOT/bin/crawlctl"
 "$CC" down --provider kind -q || true
@@ -24,6 +28,12 @@ for i in $(seq 1 "$RUNS"); do
   DOWN+=("$(secs "$CC" down --provider kind -q)")
   step "run $i: up ${UP[-1]} s, again ${REUSE[-1]} s, down ${DOWN[-1]} s"
 done
+declare -a STACK STACKDOWN
+for i in $(seq 1 "$RUNS"); do
+  STACK+=("$(secs "$CC" up --provider kind --node-cpu 2 --sim-time-factor 10 -q)")
+  STACKDOWN+=("$(secs "$CC" down --provider kind -q)")
+  step "stack run $i: up ${STACK[-1]} s, down ${STACKDOWN[-1]} s"
+done
 step_done
 spread() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.1f s (%.1f–%.1f)", m, v[1], v[NR]}'; }
 echo "| $RUNS runs | median (min–max) |"
@@ -31,3 +41,5 @@ echo "|---|---|"
 echo "| up --provider kind --cluster-only, no cluster (to node Ready, CoreDNS ready) | $(spread "${UP[@]}") |"
 echo "| the same up again (reuses the cluster) | $(spread "${REUSE[@]}") |"
 echo "| down --provider kind | $(spread "${DOWN[@]}") |"
+echo "| up --provider kind, no cluster, to every workload Ready (KEDA and the stack installed) | $(spread "${STACK[@]}") |"
+echo "| its down --provider kind | $(spread "${STACKDOWN[@]}") |"
