@@ -327,6 +327,10 @@ func maxRowSum(rows [][]string, col int) float64 {
 	return best
 }
 
+// gridTimeout is up's --timeout with browser workers: Chromium starts
+// slowly on a busy machine (the kind tests run beside these).
+const gridTimeout = "5m"
+
 func TestGridWorkers(t *testing.T) {
 	pw := testenv.Playwright(t)
 	c := newStack(t, "grid")
@@ -348,7 +352,7 @@ func TestGridWorkers(t *testing.T) {
 	// 127.0.0.1:8080, which the kind tests map to their clusters at the
 	// same time; TestGridListen covers the default), and keeps it.
 	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	_, errOut, code = c.run("up", "--grid-workers", "1", "--sim-time-factor", "50", "--grid-listen", listen)
+	_, errOut, code = c.run("up", "--grid-workers", "1", "--sim-time-factor", "50", "--grid-listen", listen, "--timeout", gridTimeout)
 	if code != 0 {
 		t.Fatalf("up --grid-workers 1: exit %d\n%s", code, errOut)
 	}
@@ -360,7 +364,7 @@ func TestGridWorkers(t *testing.T) {
 
 	// A live session outlives scaling up to two workers, then down to one.
 	holder := startHolder(t, pw, endpoint)
-	c.must("up", "--grid-workers", "2", "--sim-time-factor", "50")
+	c.must("up", "--grid-workers", "2", "--sim-time-factor", "50", "--timeout", gridTimeout)
 	if st := c.status(); len(st.Grid) != 2 || st.Endpoints.Grid != endpoint {
 		t.Fatalf("status after up --grid-workers 2: grid %s (want %s), workers %+v", st.Endpoints.Grid, endpoint, st.Grid)
 	}
@@ -381,14 +385,14 @@ func TestGridWorkers(t *testing.T) {
 	if text := c.must("status"); !strings.Contains(text, "GRID WORKER") || !strings.Contains(text, "browser-1") {
 		t.Errorf("status text lacks the grid workers:\n%s", text)
 	}
-	c.must("up", "--grid-workers", "1", "--sim-time-factor", "50")
+	c.must("up", "--grid-workers", "1", "--sim-time-factor", "50", "--timeout", gridTimeout)
 	if st := c.status(); len(st.Grid) != 1 || st.Endpoints.Grid != endpoint {
 		t.Fatalf("status after up --grid-workers 1 again: grid %s, workers %+v", st.Endpoints.Grid, st.Grid)
 	}
 	if res := holder.finish(); !strings.Contains(res, `"ok":true`) || !strings.Contains(res, "still here") {
 		t.Errorf("the session opened before scaling did not survive it: %s", res)
 	}
-	c.must("up", "--grid-workers", "0", "--sim-time-factor", "50")
+	c.must("up", "--grid-workers", "0", "--sim-time-factor", "50", "--timeout", gridTimeout)
 	if st := c.status(); len(st.Grid) != 0 || st.Endpoints.Grid != "" {
 		t.Errorf("status after up --grid-workers 0: grid %q, workers %+v", st.Endpoints.Grid, st.Grid)
 	}

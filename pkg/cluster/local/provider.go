@@ -199,7 +199,7 @@ func (p *Provider) start(ctx context.Context, spec Spec, timeout time.Duration) 
 		}},
 		stack.Step{Name: "supervisor", Do: func(context.Context) (string, error) {
 			var err error
-			pid, err = p.startSupervisor(exited)
+			pid, err = p.startSupervisor(exited, timeout)
 			return fmt.Sprintf("pid %d, log %s", pid, p.logPath("supervisor")), err
 		}},
 		stack.Step{Name: "ready", Do: func(ctx context.Context) (string, error) {
@@ -221,7 +221,7 @@ func (p *Provider) start(ctx context.Context, spec Spec, timeout time.Duration) 
 
 // startSupervisor starts `crawlctl run supervisor` detached, its exit
 // reported on exited.
-func (p *Provider) startSupervisor(exited chan<- error) (int, error) {
+func (p *Provider) startSupervisor(exited chan<- error, timeout time.Duration) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, err
@@ -235,7 +235,7 @@ func (p *Provider) startSupervisor(exited chan<- error) (int, error) {
 		return 0, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, "run", "supervisor", "--state-dir", p.dir)
+	cmd := exec.Command(exe, "run", "supervisor", "--state-dir", p.dir, "--ready-timeout", timeout.String())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // survives this shell
 	if err := cmd.Start(); err != nil {

@@ -75,7 +75,7 @@ func (s *Supervisor) reload(ctx context.Context) error {
 	if err := s.scaleGrid(ctx, plan.GridWorkers); err != nil {
 		return err
 	}
-	if err := s.waitReady(ctx, readyTimeout); err != nil {
+	if err := s.waitReady(ctx, s.readyTimeout); err != nil {
 		return err
 	}
 	s.log.Info("new settings applied")

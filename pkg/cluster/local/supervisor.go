@@ -28,9 +28,10 @@ const (
 	// drainTimeout is how long a stopping child may drain (a worker's own
 	// drain is 30 s) before it is killed.
 	drainTimeout = 40 * time.Second
-	// readyTimeout bounds the wait for every child to answer /readyz, at
-	// start and after a reload.
-	readyTimeout = 60 * time.Second
+	// defaultReadyTimeout bounds the wait for every child to answer
+	// /readyz, at start and after a reload, unless up gives its own
+	// --timeout (RunSupervisor's readyTimeout).
+	defaultReadyTimeout = 60 * time.Second
 	// readyPollInterval is how often the children's /readyz is asked.
 	readyPollInterval = 50 * time.Millisecond
 	// replicaMetricsInterval is how often the replica gauges are updated.
@@ -48,6 +49,8 @@ type Supervisor struct {
 	exe  string
 	log  *slog.Logger
 	reg  *prometheus.Registry
+	// readyTimeout is how long children get to answer /readyz.
+	readyTimeout time.Duration
 
 	kafka   []string
 	redis   string
@@ -94,8 +97,13 @@ func newSupervisorMetrics(reg prometheus.Registerer) supervisorMetrics {
 }
 
 // RunSupervisor reads spec.json in dir and runs the stack until ctx ends,
-// then stops every child (draining them) and removes state.json.
-func RunSupervisor(ctx context.Context, dir string, log *slog.Logger) error {
+// then stops every child (draining them) and removes state.json. Children
+// get readyTimeout (0: defaultReadyTimeout) to answer /readyz, at start
+// and after a reload.
+func RunSupervisor(ctx context.Context, dir string, readyTimeout time.Duration, log *slog.Logger) error {
+	if readyTimeout <= 0 {
+		readyTimeout = defaultReadyTimeout
+	}
 	lock, err := holdSupervisorLock(dir)
 	if err != nil {
 		return err // another supervisor runs this stack: touch nothing of it
@@ -109,7 +117,8 @@ func RunSupervisor(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	s := &Supervisor{dir: dir, spec: spec, plan: spec.Plan, exe: exe, log: log, reg: prometheus.NewRegistry(), children: map[string][]*child{}}
+	s := &Supervisor{dir: dir, spec: spec, plan: spec.Plan, exe: exe, log: log, reg: prometheus.NewRegistry(), children: map[string][]*child{},
+		readyTimeout: readyTimeout}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.m = newSupervisorMetrics(s.reg)
 	if err := os.MkdirAll(filepath.Join(dir, logDir), 0o755); err != nil {
@@ -146,7 +155,7 @@ func (s *Supervisor) run(ctx context.Context) error {
 	if err := sv.startMetrics(s, &st); err != nil {
 		return err
 	}
-	if err := s.waitReady(ctx, readyTimeout); err != nil {
+	if err := s.waitReady(ctx, s.readyTimeout); err != nil {
 		return err
 	}
 	stopScrape := sv.scrape(ctx, s, &st)
