@@ -117,7 +117,7 @@ func Connect(t testing.TB, kubeconfig string) Clients {
 
 // InstallKEDACRD creates KEDA's ScaledObject CRD and its external metrics
 // APIService, as KEDA's chart would, and waits until the API server serves
-// ScaledObjects.
+// ScaledObjects and its discovery lists them.
 func InstallKEDACRD(t testing.TB, c Clients) {
 	t.Helper()
 	ctx := context.Background()
@@ -134,8 +134,36 @@ func InstallKEDACRD(t testing.TB, c Clients) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 30*time.Second, "the ScaledObject CRD served", func() bool {
-		_, err := c.Dynamic.Resource(ScaledObjects).Namespace("default").List(ctx, metav1.ListOptions{})
-		return err == nil
+	// The CRD's handler serves lists before discovery names the kind,
+	// and the provider asks discovery: wait for both.
+	testenv.Eventually(t, 30*time.Second, "the ScaledObject CRD served and in discovery", func() bool {
+		if _, err := c.Dynamic.Resource(ScaledObjects).Namespace("default").List(ctx, metav1.ListOptions{}); err != nil {
+			return false
+		}
+		res, err := c.Kube.Discovery().ServerResourcesForGroupVersion(ScaledObjects.GroupVersion().String())
+		if err != nil {
+			return false
+		}
+		for _, r := range res.APIResources {
+			if r.Kind == "ScaledObject" {
+				return apiServiceAvailable(ctx, c, "v1beta1.external.metrics.k8s.io")
+			}
+		}
+		return false
 	})
+}
+
+// apiServiceAvailable says whether the APIService name reports Available.
+func apiServiceAvailable(ctx context.Context, c Clients, name string) bool {
+	o, err := c.Dynamic.Resource(apiServices).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, cond := range conds {
+		if m, ok := cond.(map[string]any); ok && m["type"] == "Available" {
+			return m["status"] == "True"
+		}
+	}
+	return false
 }
