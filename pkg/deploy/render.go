@@ -5,6 +5,7 @@
 package deploy
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -19,6 +20,7 @@ import (
 	crawlctl "github.com/crawlctl/crawlctl"
 	"github.com/crawlctl/crawlctl/pkg/budget"
 	"github.com/crawlctl/crawlctl/pkg/playwright"
+	"github.com/crawlctl/crawlctl/pkg/runtime/olsim"
 	"github.com/crawlctl/crawlctl/pkg/stack"
 	"github.com/crawlctl/crawlctl/pkg/topics"
 )
@@ -39,6 +41,11 @@ type Options struct {
 	Image, BrowserImage string
 	// Target is the crawl target; empty deploys the simulator.
 	Target string
+	// SimTimeFactor scales the simulator's rate limits and, with them, the
+	// workers' pacing (zero: 1). ProxyAssignment is the workers'
+	// --proxy-assignment (empty: theirs).
+	SimTimeFactor   float64
+	ProxyAssignment string
 	// GridToken is the grid's token (empty: generated at install, kept
 	// across upgrades).
 	GridToken string
@@ -110,6 +117,17 @@ func Values(o Options) (map[string]any, error) {
 		// where the browser image has playwright-core
 		"browserPlaywrightDir": playwright.ImagePrefix,
 	}
+	// The simulator's per-IP JSON limit, scaled like the simulator, is the
+	// workers' pacing rate, as the local provider gives it; a real
+	// target keeps the workers' own default.
+	sim := olsim.DefaultOptions()
+	sim.TimeFactor = cmp.Or(o.SimTimeFactor, 1)
+	worker := map[string]any{"proxyAssignment": o.ProxyAssignment, "egressRate": 0.0}
+	if o.Target == "" {
+		worker["egressRate"] = sim.RuleRate(olsim.JSONRule)
+	}
+	v["sim"] = map[string]any{"timeFactor": sim.TimeFactor}
+	v["worker"] = worker
 	if o.Image != "" {
 		v["image"] = o.Image
 	}

@@ -258,3 +258,62 @@ func TestRenderTakesGoFacts(t *testing.T) {
 		t.Errorf("node ports %v (worker ScaledObject seen: %v), want %v", nodePorts, sawWorker, want)
 	}
 }
+
+// TestRenderTimeFactorAndAssignment: --sim-time-factor reaches the
+// simulator and scales the workers' pacing the way the local provider does
+// (the simulator's per-IP JSON rate times the factor, burst 1), and
+// --proxy-assignment reaches the workers; a real target gets no simulator
+// and keeps the workers' own pacing.
+func TestRenderTimeFactorAndAssignment(t *testing.T) {
+	plan, err := budget.Compute(budget.DefaultInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		o      Options
+		olsim  map[string]string // nil: no simulator rendered
+		worker map[string]string // "": must be absent
+	}{
+		{"defaults", Options{}, map[string]string{"CRAWLCTL_TIME_FACTOR": "1"},
+			map[string]string{"CRAWLCTL_EGRESS_RATE": "3", "CRAWLCTL_EGRESS_BURST": "1", "CRAWLCTL_PROXY_ASSIGNMENT": ""}},
+		{"factor 10, hash", Options{SimTimeFactor: 10, ProxyAssignment: "hash"}, map[string]string{"CRAWLCTL_TIME_FACTOR": "10"},
+			map[string]string{"CRAWLCTL_EGRESS_RATE": "30", "CRAWLCTL_EGRESS_BURST": "1", "CRAWLCTL_PROXY_ASSIGNMENT": "hash"}},
+		{"real target", Options{SimTimeFactor: 10, Target: "https://openlibrary.org"}, nil,
+			map[string]string{"CRAWLCTL_EGRESS_RATE": "", "CRAWLCTL_TARGET": "https://openlibrary.org"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.Plan, o.Release, o.Namespace = plan, "crawl", "crawl"
+			manifest, err := Render(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			envs := map[string]map[string]string{}
+			for _, doc := range strings.Split(manifest, "\n---") {
+				if !strings.Contains(doc, "kind: Deployment\n") {
+					continue
+				}
+				var d appsv1.Deployment
+				if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+					t.Fatal(err)
+				}
+				env := map[string]string{}
+				for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+					env[e.Name] = e.Value
+				}
+				envs[d.Name] = env
+			}
+			if _, ok := envs["olsim"]; ok != (tc.olsim != nil) {
+				t.Fatalf("simulator rendered: %v, want %v", ok, tc.olsim != nil)
+			}
+			for comp, want := range map[string]map[string]string{"olsim": tc.olsim, "worker": tc.worker} {
+				for k, v := range want {
+					if got, ok := envs[comp][k]; got != v || (v == "") == ok {
+						t.Errorf("%s env %s = %q (set: %v), want %q", comp, k, got, ok, v)
+					}
+				}
+			}
+		})
+	}
+}

@@ -19,7 +19,8 @@ func (p *Provider) DryRun(_ context.Context, plan *budget.Plan, uo stack.UpOptio
 		return nil, err
 	}
 	m, err := deploy.Render(deploy.Options{Plan: plan, Release: p.release, Namespace: p.namespace,
-		Image: uo.Image, BrowserImage: uo.BrowserImage, Target: uo.Target, User: user})
+		Image: uo.Image, BrowserImage: uo.BrowserImage, Target: uo.Target, User: user,
+		SimTimeFactor: uo.SimTimeFactor, ProxyAssignment: uo.ProxyAssignment})
 	if err != nil {
 		return nil, err
 	}

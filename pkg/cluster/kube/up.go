@@ -121,7 +121,8 @@ func (p *Provider) UpSteps(plan *budget.Plan, o *stack.UpOptions, res *Result) [
 				return "", err
 			}
 			rel, err := d.Apply(ctx, deploy.Options{Plan: plan, Release: p.release, Namespace: p.namespace,
-				Image: o.Image, BrowserImage: o.BrowserImage, Target: o.Target, User: user}, deploy.ApplyOptions{Timeout: o.Timeout})
+				Image: o.Image, BrowserImage: o.BrowserImage, Target: o.Target, User: user,
+				SimTimeFactor: o.SimTimeFactor, ProxyAssignment: o.ProxyAssignment}, deploy.ApplyOptions{Timeout: o.Timeout})
 			if err != nil {
 				return "", err
 			}
