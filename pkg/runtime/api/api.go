@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crawlctl/crawlctl/pkg/crawl"
@@ -283,7 +284,7 @@ func (s *Server) Enqueue(ctx context.Context, name string, urls []string, depth 
 	if _, err := s.opts.Runs.Enqueue(ctx, run.ID, ids...); err != nil {
 		return nil, err
 	}
-	if err := s.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if err := s.publish(ctx, recs); err != nil {
 		return nil, fmt.Errorf("publishing seeds to %s: %w", topics.Frontier, err)
 	}
 	s.opts.Log.Info("run created", "run", run.ID, "seeds", len(urls), "max_depth", depth)
@@ -292,6 +293,29 @@ func (s *Server) Enqueue(ctx context.Context, name string, urls []string, depth 
 		s.opts.Created(created)
 	}
 	return created, err
+}
+
+// publish produces recs. A broker that lost the topics since Start (an
+// in-memory stand-in restarted, or someone deleted them) gets them created
+// again, and the records it refused are sent once more.
+func (s *Server) publish(ctx context.Context, recs []*kgo.Record) error {
+	var lost []*kgo.Record
+	for _, r := range s.cl.ProduceSync(ctx, recs...) {
+		switch {
+		case errors.Is(r.Err, kerr.UnknownTopicOrPartition) || errors.Is(r.Err, kerr.UnknownTopicID):
+			lost = append(lost, r.Record)
+		case r.Err != nil:
+			return r.Err
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	s.opts.Log.Warn("Kafka no longer has the topics; creating them again", "records", len(lost))
+	if err := topics.Ensure(ctx, s.cl, s.opts.Partitions); err != nil {
+		return err
+	}
+	return s.cl.ProduceSync(ctx, lost...).FirstErr()
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

@@ -12,16 +12,25 @@ import (
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/crawlctl/crawlctl/internal/testenv"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
+	"github.com/crawlctl/crawlctl/pkg/topics"
 )
 
 // startAPI serves an API over an in-process Kafka (kfake) and a miniredis
 // run store, its topics created and it ready.
 func startAPI(t *testing.T, opts api.Options) (*httptest.Server, *runstate.Store) {
+	t.Helper()
+	return startAPIOn(t, testenv.Kafka(t), opts)
+}
+
+// startAPIOn is startAPI over the Kafka at brokers.
+func startAPIOn(t *testing.T, brokers []string, opts api.Options) (*httptest.Server, *runstate.Store) {
 	t.Helper()
 	ctx := context.Background()
 	runs, err := runstate.Open(ctx, miniredis.RunT(t).Addr())
@@ -32,7 +41,7 @@ func startAPI(t *testing.T, opts api.Options) (*httptest.Server, *runstate.Store
 	if opts.Target, err = openlibrary.NewTarget("http://olsim.test:8081"); err != nil {
 		t.Fatal(err)
 	}
-	opts.Brokers, opts.Runs, opts.Partitions = testenv.Kafka(t), runs, 2
+	opts.Brokers, opts.Runs, opts.Partitions = brokers, runs, 2
 	a, err := api.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -230,5 +239,36 @@ func TestCreateRunSendsTheToken(t *testing.T) {
 	var refused *api.RefusedError
 	if err == nil || errors.As(err, &refused) || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "a valid token is required") {
 		t.Errorf("CreateRun without the token: %v, want the API's 401", err)
+	}
+}
+
+// TestCreateRunAfterTopicsLost: a broker that lost the topics after the
+// API created them (the in-memory stand-in restarted under it) gets them
+// again, and the run's seeds reach the frontier once each.
+func TestCreateRunAfterTopicsLost(t *testing.T) {
+	ctx := context.Background()
+	brokers := testenv.Kafka(t)
+	srv, _ := startAPIOn(t, brokers, api.Options{})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.DeleteTopics(ctx, topics.Frontier); err != nil {
+		t.Fatal(err)
+	}
+	req := api.RunRequest{Seeds: []string{"OL9388A", "OL17732W"}}
+	if _, err := api.CreateRun(ctx, srv.URL, "", req); err != nil {
+		t.Fatalf("CreateRun after the topics were deleted: %v", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics.Frontier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	if n != int64(len(req.Seeds)) {
+		t.Errorf("the frontier holds %d records, want the %d seeds once each", n, len(req.Seeds))
 	}
 }
