@@ -144,6 +144,15 @@ func (a *app) drainProgress(p collect.Progress) {
 		return
 	}
 	tty := isTerminal(a.errOut)
+	if p.Err != nil {
+		if a.apiDown {
+			return
+		}
+		a.apiDown = true
+		fmt.Fprintf(a.errOut, "\nthe control API does not answer (%v); asking again for up to %v\n", p.Err, collect.MaxUnreachable)
+		return
+	}
+	a.apiDown = false
 	if !tty && time.Since(a.lastProgress) < 10*time.Second && p.Run.State != runstate.StateDrained {
 		return
 	}

@@ -56,6 +56,9 @@ type app struct {
 	log         *slog.Logger
 	// lastProgress is when a non-terminal progress line was last printed.
 	lastProgress time.Time
+	// apiDown is set while WaitDrained reports the control API silent,
+	// so that the streak prints one line.
+	apiDown bool
 }
 
 // newRootCommand builds the command tree writing to out and errOut.

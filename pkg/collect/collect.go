@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -232,6 +233,34 @@ type Progress struct {
 	Drained    int // partitions with no lag
 	Lag        int64
 	Elapsed    time.Duration
+	// Err is set, and the rest zero, while the control API does not
+	// answer (a pod restarting): WaitDrained retries for MaxUnreachable.
+	Err error
+}
+
+// MaxUnreachable is how long WaitDrained keeps asking a control API that
+// does not answer, or answers 5xx, before it gives up.
+const MaxUnreachable = 2 * time.Minute
+
+// transient says whether err is the control API not answering (no
+// connection, a reset, a 5xx) rather than an answer.
+func transient(err error) bool {
+	var ue *url.Error
+	var se *statusError
+	return errors.As(err, &ue) || (errors.As(err, &se) && se.code >= 500)
+}
+
+// statusError is an answer of the control API other than 200.
+type statusError struct {
+	url, msg string
+	code     int
+}
+
+func (e *statusError) Error() string {
+	if e.msg != "" {
+		return fmt.Sprintf("%s: HTTP %d: %s", e.url, e.code, e.msg)
+	}
+	return fmt.Sprintf("%s: HTTP %d", e.url, e.code)
 }
 
 // UntilDrained waits until the run drains (o.RunID, else the newest),
@@ -257,11 +286,27 @@ const drainPoll = 2 * time.Second
 // WaitDrained polls the run until it drains, calling report on each poll
 // (token as for FetchRun).
 func WaitDrained(ctx context.Context, api, token, id string, every time.Duration, report func(Progress)) (*runstate.Run, error) {
+	var down time.Time // since when the API has not answered
 	for {
 		run, err := FetchRun(ctx, api, token, id)
-		if err != nil {
+		switch {
+		case err != nil && transient(err) && (down.IsZero() || time.Since(down) < MaxUnreachable):
+			if down.IsZero() {
+				down = time.Now()
+			}
+			report(Progress{Err: err})
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(every):
+			}
+			continue
+		case err != nil && transient(err):
+			return nil, fmt.Errorf("%w (no answer for %v)", err, MaxUnreachable)
+		case err != nil:
 			return nil, err
 		}
+		down = time.Time{}
 		p := Progress{Run: run, Elapsed: time.Since(run.CreatedAt)}
 		var lag struct {
 			Groups map[string][]topics.PartitionLag `json:"groups"`
@@ -307,10 +352,8 @@ func getJSON(ctx context.Context, url, token string, v any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error struct{ Message string } } // the API's error shape
-		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, e.Error.Message)
-		}
-		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+		return &statusError{url: url, code: resp.StatusCode, msg: e.Error.Message}
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
