@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,15 +34,29 @@ func build(t testing.TB, tags string) string {
 	if p, ok := binPaths[tags]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp("", "crawlctl-bin-")
-	if err != nil {
+	// One path per build, shared by every test process: a package's build
+	// replaces another's by rename (a running one keeps its file), so
+	// runs leave one binary per tags, not one per test process.
+	// Not under XDG_CACHE_HOME, which tests point at their own temporary
+	// directories.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("crawlctl-testbin-%d", os.Getuid()), cmp.Or(tags, "default"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "crawlctl")
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", path, "github.com/crawlctl/crawlctl/cmd/crawlctl")
+	tmp, err := os.CreateTemp(dir, ".build-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", tmp.Name(), "github.com/crawlctl/crawlctl/cmd/crawlctl")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build -tags %q: %v\n%s", tags, err, out)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		t.Fatal(err)
 	}
 	binPaths[tags] = path
 	return path
