@@ -6,7 +6,8 @@
 // replica count. The remainder is the node memory minus those components'
 // limits; workers and graph writers share it, so the combined replica cap is
 // floor(remainder / per-pod limit), and KEDA's maxReplicaCount for workers is
-// that cap minus the graph writers.
+// that cap minus the graph writers, or fewer where the node's CPU requests
+// would leave the rest Pending.
 package budget
 
 import (
@@ -75,11 +76,14 @@ type Plan struct {
 	Partitions   int     `json:"partitions"`
 	// FixedLimitMi is the memory limit of every component but the two
 	// scaled ones; RemainderMi is what is left of the node for those.
-	FixedLimitMi        int64       `json:"fixedLimitMi"`
-	RemainderMi         int64       `json:"remainderMi"`
-	PerPodLimitMi       int64       `json:"perPodLimitMi"`
-	MaxReplicas         int         `json:"maxReplicas"`
-	MaxWorkers          int         `json:"maxWorkers"`
+	FixedLimitMi  int64 `json:"fixedLimitMi"`
+	RemainderMi   int64 `json:"remainderMi"`
+	PerPodLimitMi int64 `json:"perPodLimitMi"`
+	MaxReplicas   int   `json:"maxReplicas"`
+	MaxWorkers    int   `json:"maxWorkers"`
+	// MaxWorkersByMemory is set when CPU requests, not memory, cap the
+	// workers: what the memory remainder alone would hold.
+	MaxWorkersByMemory  int         `json:"maxWorkersByMemory,omitempty"`
 	KEDAMaxReplicaCount int         `json:"kedaMaxReplicaCount"`
 	Components          []Component `json:"components"`
 	Totals              Totals      `json:"totals"`
@@ -202,6 +206,23 @@ func compute(in Input) (*Plan, error) {
 			in.GraphWriters, maxWriters, p.RemainderMi, maxWriters, reduceHint(in, proxy, browser, 0))
 	}
 	p.MaxWorkers = int((p.RemainderMi - int64(in.GraphWriters)*writer.LimitMemoryMi) / worker.LimitMemoryMi)
+	// CPU requests decide what schedules: a worker KEDA asks for beyond
+	// them would stay Pending, so they cap the workers too.
+	var fixedCPUm int64
+	for _, c := range p.Components {
+		fixedCPUm += c.TotalRequestCPUm
+	}
+	cpuLeft := p.NodeCPUm - fixedCPUm - int64(in.GraphWriters)*writer.RequestCPUm
+	if cpuLeft < worker.RequestCPUm {
+		return nil, inputErrorf("the stack's CPU requests do not fit in %dm: the fixed components request %dm and %d graph writer(s) %dm, "+
+			"leaving %dm, less than one worker's %dm; raise --node-cpu, or lower --worker-cpu-request or --graph-writer-cpu-request",
+			p.NodeCPUm, fixedCPUm, in.GraphWriters, int64(in.GraphWriters)*writer.RequestCPUm, max(cpuLeft, 0), worker.RequestCPUm)
+	}
+	if worker.RequestCPUm > 0 {
+		if byCPU := int(cpuLeft / worker.RequestCPUm); byCPU < p.MaxWorkers {
+			p.MaxWorkersByMemory, p.MaxWorkers = p.MaxWorkers, byCPU
+		}
+	}
 	p.MaxReplicas = p.MaxWorkers + in.GraphWriters
 	p.KEDAMaxReplicaCount = p.MaxWorkers
 
@@ -223,11 +244,11 @@ func compute(in Input) (*Plan, error) {
 				"raise --partitions to %d or keep the idle headroom",
 			p.MaxWorkers, in.Partitions, in.Partitions, p.MaxWorkers-in.Partitions, p.MaxWorkers))
 	}
-	if p.Totals.RequestCPUm > p.NodeCPUm {
+	if p.MaxWorkersByMemory > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf(
-			"CPU requests at full scale total %dm, more than the node's %dm: the last workers would stay Pending; "+
-				"raise --node-cpu or lower sizes.worker.cpu-request",
-			p.Totals.RequestCPUm, p.NodeCPUm))
+			"CPU requests cap the workers at %d (the memory remainder holds %d): the node's %dm less %dm of other requests leaves room for %d at %dm each; "+
+				"raise --node-cpu or lower --worker-cpu-request for more",
+			p.MaxWorkers, p.MaxWorkersByMemory, p.NodeCPUm, p.NodeCPUm-cpuLeft, p.MaxWorkers, worker.RequestCPUm))
 	}
 	return p, nil
 }

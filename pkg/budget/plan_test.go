@@ -42,12 +42,18 @@ func TestComputeFits(t *testing.T) {
 		// 8G is decimal: 8e9 bytes = 7629.39Mi, rounded down for capacity.
 		{name: "reference decimal 8G node", in: reference(func(in *Input) { in.NodeMemory = "8G" }), remainderMi: 1485, maxReplicas: 23, maxWorkers: 22},
 		// crawlctl: 4416Mi fixed with 3 proxies (kind control plane reserved included).
-		{name: "crawlctl default", in: DefaultInput(), remainderMi: 3776, maxReplicas: 59, maxWorkers: 58, wantWarning: "58 exceeds the frontier's 32 partitions"},
-		{name: "crawlctl 4 proxies", in: with(func(in *Input) { in.Proxies = 4 }), remainderMi: 3392, maxReplicas: 53, maxWorkers: 52},
-		{name: "crawlctl grafana", in: with(func(in *Input) { in.Grafana = true }), remainderMi: 3520, maxReplicas: 55, maxWorkers: 54, wantComponent: Grafana},
+		// CPU: 4000m less 1820m of fixed requests (kind's control plane
+		// 950m) and the writer's 50m leaves 2130m, 42 workers at 50m,
+		// fewer than the 58 the memory holds.
+		{name: "crawlctl default", in: DefaultInput(), remainderMi: 3776, maxReplicas: 43, maxWorkers: 42, wantWarning: "CPU requests cap the workers at 42 (the memory remainder holds 58)"},
+		{name: "crawlctl default partitions", in: DefaultInput(), remainderMi: 3776, maxReplicas: 43, maxWorkers: 42, wantWarning: "42 exceeds the frontier's 32 partitions"},
+		{name: "crawlctl 4 proxies", in: with(func(in *Input) { in.Proxies = 4 }), remainderMi: 3392, maxReplicas: 42, maxWorkers: 41},
+		{name: "crawlctl 4 proxies, 8 CPUs", in: with(func(in *Input) { in.Proxies = 4; in.NodeCPU = "8" }), remainderMi: 3392, maxReplicas: 53, maxWorkers: 52},
+		{name: "crawlctl grafana", in: with(func(in *Input) { in.Grafana = true }), remainderMi: 3520, maxReplicas: 42, maxWorkers: 41, wantComponent: Grafana},
 		{name: "crawlctl 2 grid workers", in: with(func(in *Input) { in.GridWorkers = 2 }), remainderMi: 640, maxReplicas: 10, maxWorkers: 9, wantComponent: Browser},
-		{name: "crawlctl 64 partitions", in: with(func(in *Input) { in.Partitions = 64 }), remainderMi: 3776, maxReplicas: 59, maxWorkers: 58},
-		{name: "crawlctl CPU overcommitted", in: with(func(in *Input) { in.NodeCPU = "2" }), remainderMi: 3776, maxReplicas: 59, maxWorkers: 58, wantWarning: "more than the node's 2000m"},
+		{name: "crawlctl 64 partitions, 8 CPUs", in: with(func(in *Input) { in.Partitions = 64; in.NodeCPU = "8" }), remainderMi: 3776, maxReplicas: 59, maxWorkers: 58},
+		{name: "crawlctl 2 CPUs", in: with(func(in *Input) { in.NodeCPU = "2" }), remainderMi: 3776, maxReplicas: 3, maxWorkers: 2, wantWarning: "CPU requests cap the workers at 2 (the memory remainder holds 58): the node's 2000m less 1870m"},
+		{name: "crawlctl 2 CPUs, 10m workers", in: with(func(in *Input) { in.NodeCPU = "2"; in.Sizes.Worker.CPURequest = "10m" }), remainderMi: 3776, maxReplicas: 14, maxWorkers: 13},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,8 +114,17 @@ func checkInvariants(t *testing.T, p *Plan) {
 		t.Errorf("limits %dMi exceed the node's %dMi", p.Totals.LimitMemoryMi, p.NodeMemoryMi)
 	}
 	w, _ := p.Component(Worker)
-	if p.Totals.LimitMemoryMi+w.LimitMemoryMi <= p.NodeMemoryMi {
+	if p.Totals.RequestCPUm > p.NodeCPUm {
+		t.Errorf("CPU requests %dm exceed the node's %dm: the last workers would stay Pending", p.Totals.RequestCPUm, p.NodeCPUm)
+	}
+	// The cap is tight: one more worker breaks the memory or, when CPU
+	// caps them, the CPU requests.
+	cpuBound := p.MaxWorkersByMemory > 0
+	if !cpuBound && p.Totals.LimitMemoryMi+w.LimitMemoryMi <= p.NodeMemoryMi {
 		t.Errorf("one more worker (%dMi) would still fit in %dMi: cap too low", w.LimitMemoryMi, p.NodeMemoryMi-p.Totals.LimitMemoryMi)
+	}
+	if cpuBound && (p.Totals.RequestCPUm+w.RequestCPUm <= p.NodeCPUm || p.MaxWorkersByMemory <= p.MaxWorkers) {
+		t.Errorf("one more worker (%dm) would still fit in %dm of CPU, or memory (%d) is the tighter cap: CPU cap wrong", w.RequestCPUm, p.NodeCPUm-p.Totals.RequestCPUm, p.MaxWorkersByMemory)
 	}
 	if w.Replicas != p.MaxWorkers {
 		t.Errorf("worker row has %d replicas, want max workers %d", w.Replicas, p.MaxWorkers)
@@ -147,6 +162,7 @@ func TestComputeRejectsBadInput(t *testing.T) {
 		{"does not fit", reference(func(in *Input) { in.NodeMemory = "4Gi" }), "does not fit in 4096Mi: the fixed components' limits take 6144Mi, leaving -2048Mi, but one graph writer and one worker need 128Mi (over by 2176Mi); raise --node-memory by at least 2176Mi, or reduce --proxies (each frees 384Mi)"},
 		{"does not fit with grid", with(func(in *Input) { in.GridWorkers = 3 }), "reduce --grid-workers (each frees 1536Mi)"},
 		{"too many graph writers", reference(func(in *Input) { in.GraphWriters = 40 }), "graph-writers 40 is more than the cap of 31"},
+		{"CPU does not fit", with(func(in *Input) { in.NodeCPU = "1500m" }), "the stack's CPU requests do not fit in 1500m: the fixed components request 1820m and 1 graph writer(s) 50m, leaving 0m, less than one worker's 50m; raise --node-cpu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,7 +189,7 @@ func TestComparisonWithReference(t *testing.T) {
 	if c == nil || !c.Fits || c.RemainderMi != 2048 || c.MaxReplicas != 32 {
 		t.Fatalf("comparison %+v, want the reference's 2048Mi / 32", c)
 	}
-	if c.DeltaRemainderMi != 3776-2048 || c.DeltaMaxReplicas != 59-32 {
+	if c.DeltaRemainderMi != 3776-2048 || c.DeltaMaxReplicas != 43-32 {
 		t.Errorf("deltas %+d / %+d", c.DeltaRemainderMi, c.DeltaMaxReplicas)
 	}
 	// A crawlctl stack that fits where the reference does not.

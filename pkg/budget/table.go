@@ -44,7 +44,11 @@ func (p *Plan) WriteTable(out io.Writer) error {
 	fmt.Fprintf(out, "\nremainder for workers + graph writers: %s (node %s - fixed limits %s)\n",
 		mi(p.RemainderMi), mi(p.NodeMemoryMi), mi(p.FixedLimitMi))
 	fmt.Fprintf(out, "max combined replicas: %d (per-pod limit %s)\n", p.MaxReplicas, mi(p.PerPodLimitMi))
-	fmt.Fprintf(out, "max workers: %d (KEDA maxReplicaCount %d) + %d graph writer(s)\n", p.MaxWorkers, p.KEDAMaxReplicaCount, p.GraphWriters)
+	capped := ""
+	if p.MaxWorkersByMemory > 0 {
+		capped = fmt.Sprintf(", capped by CPU requests (memory holds %d)", p.MaxWorkersByMemory)
+	}
+	fmt.Fprintf(out, "max workers: %d (KEDA maxReplicaCount %d)%s + %d graph writer(s)\n", p.MaxWorkers, p.KEDAMaxReplicaCount, capped, p.GraphWriters)
 	fmt.Fprintf(out, "CPU: requests %s, limits %s of the node's %s\n", cpu(p.Totals.RequestCPUm), cpu(p.Totals.LimitCPUm), cpu(p.NodeCPUm))
 	if c := p.Comparison; c != nil {
 		if c.Fits {
