@@ -61,6 +61,11 @@ func TestRealKindCluster(t *testing.T) {
 	kp.Delete(name, "")
 	t.Cleanup(func() { run("down", "--provider", "kind") })
 	before := volumes()
+	network := func() bool {
+		_, err := d.NetworkInspect(ctx, kind.Network(), client.NetworkInspectOptions{})
+		return err == nil
+	}
+	hadNetwork := network() // kind's network, which the first create makes
 
 	in := budget.DefaultInput()
 	in.NodeCPU = "2"
@@ -127,6 +132,10 @@ func TestRealKindCluster(t *testing.T) {
 	if len(left.Items) != 0 || volumes() != before {
 		t.Errorf("down left %d containers and %d volumes (before: %d)", len(left.Items), volumes(), before)
 	}
+	if !hadNetwork && network() {
+		t.Errorf("down left Docker network %s, which this stack's create made", kind.Network())
+	}
+	t.Logf("Docker network %s before up: %v, after down: %v", kind.Network(), hadNetwork, network())
 	if _, _, err := run("status"); err == nil {
 		t.Error("status after down found a stack")
 	}

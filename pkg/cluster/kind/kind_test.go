@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
@@ -481,7 +483,7 @@ func (f inspector) ContainerInspect(_ context.Context, name string, _ client.Con
 func TestOwnership(t *testing.T) {
 	node := inspector{name: NodeContainer("crawl"), id: "aaaaaaaaaaaaaaaa1"}
 	ours := t.TempDir()
-	if err := claim(context.Background(), node, ours, "crawl"); err != nil {
+	if err := claim(context.Background(), node, ours, "crawl", ""); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -502,5 +504,52 @@ func TestOwnership(t *testing.T) {
 		case c.want != "" && (!stack.IsUsage(err) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "kind delete cluster --name crawl")):
 			t.Errorf("%s: got %v, want a usage error with %q and what to do", c.name, err, c.want)
 		}
+	}
+}
+
+// networks stands in for the Docker API's networks (TestRealKindCluster
+// checks the real one): one network with attached containers, or none.
+type networks struct {
+	exists   bool
+	attached int
+	removed  bool
+}
+
+func (n *networks) NetworkInspect(_ context.Context, id string, _ client.NetworkInspectOptions) (client.NetworkInspectResult, error) {
+	var r client.NetworkInspectResult
+	if !n.exists {
+		return r, cerrdefs.ErrNotFound
+	}
+	r.Network.Containers = map[string]network.EndpointResource{}
+	for i := range n.attached {
+		r.Network.Containers[fmt.Sprint(i)] = network.EndpointResource{}
+	}
+	return r, nil
+}
+
+func (n *networks) NetworkRemove(context.Context, string, client.NetworkRemoveOptions) (client.NetworkRemoveResult, error) {
+	n.removed, n.exists = true, false
+	return client.NetworkRemoveResult{}, nil
+}
+
+// TestReleaseNetwork: down removes the network its create made only when
+// no other container is on it, and a network already gone is no error.
+func TestReleaseNetwork(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		n           networks
+		wantRemoved bool
+		wantMsg     string
+	}{
+		{"unused", networks{exists: true}, true, "Docker network kind removed"},
+		{"another cluster on it", networks{exists: true, attached: 1}, false, "kept: 1 other container(s) on it"},
+		{"already gone", networks{}, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			msg, err := releaseNetwork(context.Background(), &c.n, "kind")
+			if err != nil || c.n.removed != c.wantRemoved || !strings.Contains(msg, c.wantMsg) || (c.wantMsg == "") != (msg == "") {
+				t.Errorf("releaseNetwork: %q %v, removed %v; want removed %v and %q", msg, err, c.n.removed, c.wantRemoved, c.wantMsg)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package kind
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
 	"github.com/crawlctl/crawlctl/pkg/stack"
@@ -22,6 +24,55 @@ const ownerFile = "cluster.json"
 type ownership struct {
 	Cluster string `json:"cluster"`
 	NodeID  string `json:"nodeContainerID"`
+	// Network is kind's Docker network when this stack's create made it
+	// (it did not exist before): down removes it once nothing uses it.
+	Network string `json:"createdNetwork,omitempty"`
+}
+
+// Networks is the part of the Docker API that reads and removes a
+// network (the moby client has it).
+type Networks interface {
+	NetworkInspect(ctx context.Context, id string, o client.NetworkInspectOptions) (client.NetworkInspectResult, error)
+	NetworkRemove(ctx context.Context, id string, o client.NetworkRemoveOptions) (client.NetworkRemoveResult, error)
+}
+
+// Network is the Docker network kind puts its nodes on (kind's own
+// KIND_EXPERIMENTAL_DOCKER_NETWORK, else "kind").
+func Network() string { return cmp.Or(os.Getenv("KIND_EXPERIMENTAL_DOCKER_NETWORK"), "kind") }
+
+// networkExists says whether Docker has the network name.
+func networkExists(ctx context.Context, d Networks, name string) bool {
+	_, err := d.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	return err == nil
+}
+
+// releaseNetwork removes the network this stack's create made, unless a
+// container (another kind cluster's node) is still on it. It says what
+// it did.
+func releaseNetwork(ctx context.Context, d Networks, name string) (string, error) {
+	n, err := d.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspecting Docker network %s: %w", name, err)
+	}
+	if k := len(n.Network.Containers); k > 0 {
+		return fmt.Sprintf("Docker network %s kept: %d other container(s) on it", name, k), nil
+	}
+	if _, err := d.NetworkRemove(ctx, name, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("removing Docker network %s, which this stack's create made: %w", name, err)
+	}
+	return fmt.Sprintf("Docker network %s removed (this stack's create made it)", name), nil
+}
+
+// owned reads the ownership record in dir (zero if there is none).
+func owned(dir string) ownership {
+	var o ownership
+	if b, err := os.ReadFile(filepath.Join(dir, ownerFile)); err == nil {
+		json.Unmarshal(b, &o)
+	}
+	return o
 }
 
 // Inspector is the part of the Docker API that reads a container (the
@@ -38,13 +89,14 @@ func nodeID(ctx context.Context, d Inspector, cluster string) (string, error) {
 	return c.Container.ID, nil
 }
 
-// claim records the cluster just created as this stack's.
-func claim(ctx context.Context, d Inspector, dir, cluster string) error {
+// claim records the cluster just created as this stack's, and network
+// when its create made it (empty: it was there before).
+func claim(ctx context.Context, d Inspector, dir, cluster, network string) error {
 	id, err := nodeID(ctx, d, cluster)
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(ownership{Cluster: cluster, NodeID: id})
+	b, _ := json.Marshal(ownership{Cluster: cluster, NodeID: id, Network: network})
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

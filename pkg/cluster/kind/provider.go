@@ -160,6 +160,7 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 		}},
 		{Name: "create", Do: func(ctx context.Context) (string, error) {
 			var err error
+			hadNetwork := networkExists(ctx, d, Network())
 			if cfgCreated, err = Ensure(k, cfg, createWait); err != nil {
 				return "", err
 			}
@@ -169,7 +170,11 @@ func (p *Provider) Up(ctx context.Context, plan *budget.Plan, o stack.UpOptions)
 				}
 				return fmt.Sprintf("kind cluster %s exists, created by this stack: reusing it", p.name), nil
 			}
-			return fmt.Sprintf("kind cluster %s", p.name), claim(ctx, d, dir, p.name)
+			made := ""
+			if !hadNetwork && networkExists(ctx, d, Network()) {
+				made = Network()
+			}
+			return fmt.Sprintf("kind cluster %s", p.name), claim(ctx, d, dir, p.name, made)
 		}},
 		{Name: "cap node", Do: func(ctx context.Context) (string, error) {
 			if err := CapNode(ctx, d, p.name, plan.NodeMemoryMi); err != nil {
@@ -318,9 +323,24 @@ func (p *Provider) Down(ctx context.Context, o stack.DownOptions) (bool, error) 
 			return false, err
 		}
 	}
+	own := owned(dir)
 	was, err := Delete(k, p.name)
 	if err != nil {
 		return was, err
+	}
+	if was && own.Network != "" {
+		d, err := NewDocker()
+		if err != nil {
+			return was, fmt.Errorf("configuring the Docker client: %w", err)
+		}
+		msg, err := releaseNetwork(ctx, d, own.Network)
+		d.Close()
+		if err != nil {
+			return was, err
+		}
+		if msg != "" {
+			p.print.Detail("%s", msg)
+		}
 	}
 	if err := os.Remove(filepath.Join(dir, ownerFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return was, err
