@@ -335,9 +335,11 @@ build_kubernetes
 build_tools
 build_images
 build_stack_images
+build_browser_base
 build_rootfs
 build_node
 step_done
 echo "export CRAWLCTL_NODE_IMAGE=$NODE_IMAGE"
 echo "export CRAWLCTL_VALUES=$C/stack-values.yaml"
 echo "export CRAWLCTL_KEDA_REPO=$C/keda-repo"
+echo "export CRAWLCTL_BROWSER_BASE=$BROWSER_BASE"

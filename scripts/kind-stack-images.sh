@@ -10,7 +10,10 @@
 # project's own in-memory stand-in (`crawlctl run broker`), chosen by the
 # kafka.standIn value. KEDA is built from its module, with a chart
 # repository assembled from the module's own manifests ($C/keda-repo).
-# Users keep the official images and charts (the defaults).
+# The browser worker's base (build_browser_base) is Debian's Chromium with
+# this machine's Node.js and playwright-core from npm, in place of the
+# official Playwright image. Users keep the official images and charts
+# (the defaults).
 
 KSM=v2.15.0         # k8s.io/kube-state-metrics/v2 (the proxy has no v2.16.0, the chart's default)
 PROMETHEUS=$(cd "$ROOT" && go list -m -f '{{.Version}}' github.com/prometheus/prometheus) # go.mod's
@@ -139,4 +142,40 @@ images:
 EOF
   rm -f "$STAMPS"/stack-images-*
   mark "stack-images-$STACK_TAG-prometheus-$PROMETHEUS-keda-$KEDA"
+}
+
+# build_browser_base writes $BROWSER_BASE into Docker: Debian bookworm's
+# Chromium on a debootstrap rootfs, this machine's Node.js (20 or later;
+# bookworm's is 18, too old for playwright-core) and playwright-core
+# $PLAYWRIGHT from npm under /opt/crawlctl/playwright (playwright.ImagePrefix),
+# which `crawlctl up --provider kind --browser-base` builds the browser
+# worker image on. debootstrap does not pick a provider for a virtual
+# package, so dbus-user-session is named for dconf-service's dbus-session-bus.
+PLAYWRIGHT=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' "$ROOT/pkg/playwright/playwright.go")   # playwright.Version
+BROWSER_BASE=crawlctl/browser-base:$STACK_TAG-playwright-$PLAYWRIGHT
+build_browser_base() {
+  if done_ "browser-base-$PLAYWRIGHT" && docker image inspect "$BROWSER_BASE" >/dev/null 2>&1; then
+    return
+  fi
+  need_node
+  local rb="$C/browserbase"
+  if ! done_ browserbase-rootfs; then
+    step "debootstrap: Debian's Chromium for the browser worker's base (one-time, a few minutes)"
+    rm -rf "$rb"
+    debootstrap --variant=minbase --include=chromium,ca-certificates,fonts-liberation,dbus,dbus-user-session \
+      bookworm "$rb" http://deb.debian.org/debian >"$rb.log" 2>&1 || die "debootstrap failed: see $rb.log"
+    rm -rf "$rb/var/cache/apt/archives"/*.deb "$rb/var/lib/apt/lists"/* "$rb/usr/share/doc" "$rb/usr/share/man"
+    mark browserbase-rootfs
+  fi
+  step "writing the browser worker's base $BROWSER_BASE (playwright-core $PLAYWRIGHT from npm)"
+  local d
+  d=$(layer browser) && mkdir -p "$d/usr/local/bin" "$d/opt/crawlctl/playwright"
+  cp "$(command -v node)" "$d/usr/local/bin/node"
+  npm install --prefix "$d/opt/crawlctl/playwright" --no-save --no-audit --no-fund --loglevel=error "playwright-core@$PLAYWRIGHT" >/dev/null ||
+    die "npm install playwright-core@$PLAYWRIGHT failed"
+  "$MKIMAGE" -tag "$BROWSER_BASE" -layer "$rb" -layer "$d" -env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    -o "$C/browser-base.tar"
+  docker load -i "$C/browser-base.tar" >/dev/null || die "docker load of $BROWSER_BASE failed"
+  rm -f "$C/browser-base.tar" "$STAMPS"/browser-base-*
+  mark "browser-base-$PLAYWRIGHT"
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/config"
 	"github.com/crawlctl/crawlctl/pkg/egress"
 	"github.com/crawlctl/crawlctl/pkg/openlibrary"
+	"github.com/crawlctl/crawlctl/pkg/playwright"
 	"github.com/crawlctl/crawlctl/pkg/runtime/api"
 	"github.com/crawlctl/crawlctl/pkg/serve"
 	"github.com/crawlctl/crawlctl/pkg/stack"
@@ -107,6 +108,9 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 			if v := os.Getenv("CRAWLCTL_KEDA_REPO"); v != "" && !cmd.Flags().Changed("keda-repo") {
 				o.KEDARepo = v
 			}
+			if v := os.Getenv("CRAWLCTL_BROWSER_BASE"); v != "" && !cmd.Flags().Changed("browser-base") {
+				o.BrowserBase = v
+			}
 			if o.GridListen != "" && chosen != stack.Local {
 				return usageErrorf("--grid-listen is for the local provider: %s maps the grid to 127.0.0.1:%d", chosen, stack.DefaultPorts.Grid)
 			}
@@ -149,6 +153,8 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 	f.StringVar(&o.Image, "image", "", "with --provider kind or kube: the runtime image (crawlctl built with -tags crawlctl_runtime)")
 	f.StringVar(&o.RuntimeBinary, "runtime-binary", "", "with --provider kind and no --image: the runtime build to put in the image (default: crawlctl-runtime beside crawlctl)")
 	f.StringVar(&o.BrowserImage, "browser-image", "", "with --provider kind or kube: the browser worker image")
+	f.StringVar(&o.BrowserBase, "browser-base", "", "with --provider kind: the image the browser worker image is built on, with chromium on PATH and playwright-core under "+
+		playwright.ImagePrefix+" (default $CRAWLCTL_BROWSER_BASE, else the official Playwright image)")
 	f.BoolVar(&sizeFromNodes, "size-from-cluster", false, "with --provider kube: size the budget from the schedulable nodes' allocatable memory and CPU")
 	f.BoolVar(&installKEDA, "install-keda", false, "install KEDA from its official chart when the cluster has none (default: true with --provider kind, false with kube)")
 	f.StringVar(&o.KEDARepo, "keda-repo", o.KEDARepo, "with --install-keda: KEDA's chart repository, a URL or a directory served on loopback (default $CRAWLCTL_KEDA_REPO, else the official one)")

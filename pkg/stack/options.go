@@ -28,6 +28,11 @@ type UpOptions struct {
 	// (kind builds and loads them when empty); RuntimeBinary is the build
 	// kind puts in them.
 	Image, BrowserImage, RuntimeBinary string
+	// BrowserBase is the image kind builds the browser worker image on
+	// (empty: the official Playwright image, which needs a registry). A
+	// base must have Chromium on PATH as chromium and playwright-core
+	// playwright.Version under playwright.ImagePrefix.
+	BrowserBase string
 	// NodeImage is the kind node image (empty: the one kind's release
 	// pins; scripts/kind-offline.sh builds one here).
 	NodeImage string

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -56,9 +57,10 @@ ENTRYPOINT ["/usr/local/bin/crawlctl"]
 // not built again.
 func RuntimeImageTag(bin string) (string, error) { return imageTag("crawlctl-runtime", bin) }
 
-// BrowserImageTag names the browser worker image of the binary at bin.
-func BrowserImageTag(bin string) (string, error) {
-	return imageTag("crawlctl-browser", bin)
+// BrowserImageTag names the browser worker image of the binary at bin on
+// base (empty: the official Playwright image).
+func BrowserImageTag(bin, base string) (string, error) {
+	return imageTag("crawlctl-browser\n"+base, bin)
 }
 
 func imageTag(repo, bin string) (string, error) {
@@ -69,6 +71,7 @@ func imageTag(repo, bin string) (string, error) {
 	defer f.Close()
 	h := sha256.New()
 	io.WriteString(h, repo+"\n"+playwright.Version+"\n")
+	repo, _, _ = strings.Cut(repo, "\n") // a base is in the hash, not the name
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("reading %s: %w", bin, err)
 	}
@@ -84,10 +87,15 @@ func BuildRuntimeImage(ctx context.Context, d Images, bin, tag string) (bool, er
 }
 
 // BuildBrowserImage builds the browser worker image tag: the static binary
-// on the Playwright image (which Docker pulls), unless the daemon has tag
-// already; it reports whether it built.
-func BuildBrowserImage(ctx context.Context, d Images, bin, tag string) (bool, error) {
-	return buildImage(ctx, d, bin, tag, browserDockerfile)
+// on the Playwright image (which Docker pulls), or on base when given
+// (which has Chromium and playwright-core already), unless the daemon has
+// tag already; it reports whether it built.
+func BuildBrowserImage(ctx context.Context, d Images, bin, tag, base string) (bool, error) {
+	df := browserDockerfile
+	if base != "" {
+		df = "FROM " + base + "\nCOPY crawlctl /usr/local/bin/crawlctl\nENTRYPOINT [\"/usr/local/bin/crawlctl\"]\n"
+	}
+	return buildImage(ctx, d, bin, tag, df)
 }
 
 func buildImage(ctx context.Context, d Images, bin, tag, dockerfile string) (bool, error) {

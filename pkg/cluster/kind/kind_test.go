@@ -371,17 +371,28 @@ func TestBuildImages(t *testing.T) {
 	}{
 		{"runtime", RuntimeImageTag, BuildRuntimeImage, "crawlctl-runtime",
 			[]string{"FROM scratch\n", `ENTRYPOINT ["/crawlctl"]`}},
-		{"browser", BrowserImageTag, BuildBrowserImage, "crawlctl-browser",
+		{"browser", func(bin string) (string, error) { return BrowserImageTag(bin, "") }, browserOn(""), "crawlctl-browser",
 			[]string{"FROM mcr.microsoft.com/playwright:v" + playwright.Version + "-noble\n",
 				"npm install --prefix " + playwright.ImagePrefix, "playwright-core@" + playwright.Version,
 				"/usr/local/bin/chromium", `ENTRYPOINT ["/usr/local/bin/crawlctl"]`}},
+		// A base built here (scripts/kind-offline.sh) has both already.
+		{"browser on a base", func(bin string) (string, error) { return BrowserImageTag(bin, "crawlctl/browser-base:1") }, browserOn("crawlctl/browser-base:1"), "crawlctl-browser",
+			[]string{"FROM crawlctl/browser-base:1\n", "COPY crawlctl /usr/local/bin/crawlctl", `ENTRYPOINT ["/usr/local/bin/crawlctl"]`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testBuildImage(t, bin, tc.tagOf, tc.build, tc.repo, tc.lines) })
 	}
 	rt, _ := RuntimeImageTag(bin)
-	br, _ := BrowserImageTag(bin)
-	if strings.TrimPrefix(rt, "crawlctl-runtime:") == strings.TrimPrefix(br, "crawlctl-browser:") {
-		t.Errorf("the runtime and browser tags share a digest: %s %s", rt, br)
+	br, _ := BrowserImageTag(bin, "")
+	onBase, _ := BrowserImageTag(bin, "crawlctl/browser-base:1")
+	if strings.TrimPrefix(rt, "crawlctl-runtime:") == strings.TrimPrefix(br, "crawlctl-browser:") || br == onBase {
+		t.Errorf("the runtime, browser and browser-on-a-base tags share a digest: %s %s %s", rt, br, onBase)
+	}
+}
+
+// browserOn is BuildBrowserImage on base.
+func browserOn(base string) func(context.Context, Images, string, string) (bool, error) {
+	return func(ctx context.Context, d Images, bin, tag string) (bool, error) {
+		return BuildBrowserImage(ctx, d, bin, tag, base)
 	}
 }
 

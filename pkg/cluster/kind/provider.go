@@ -244,7 +244,11 @@ func (p *Provider) images(ctx context.Context, d *client.Client, plan *budget.Pl
 		}
 	}
 	if needBrowser {
-		if o.BrowserImage, err = p.buildAndLoad(ctx, d, "browser worker image", bin, BrowserImageTag, BuildBrowserImage); err != nil {
+		tagOf := func(bin string) (string, error) { return BrowserImageTag(bin, o.BrowserBase) }
+		build := func(ctx context.Context, d Images, bin, tag string) (bool, error) {
+			return BuildBrowserImage(ctx, d, bin, tag, o.BrowserBase)
+		}
+		if o.BrowserImage, err = p.buildAndLoad(ctx, d, "browser worker image", bin, tagOf, build); err != nil {
 			return "", err
 		}
 	}

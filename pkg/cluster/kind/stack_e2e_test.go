@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
 	"github.com/crawlctl/crawlctl/pkg/runstate"
+	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
 // TestStackOnKind runs the whole stack on a real kind cluster, as a user
@@ -37,7 +39,7 @@ import (
 // non-empty, and the node container under its memory cap throughout.
 func TestStackOnKind(t *testing.T) {
 	env := map[string]string{}
-	for _, k := range []string{"CRAWLCTL_NODE_IMAGE", "CRAWLCTL_VALUES", "CRAWLCTL_KEDA_REPO"} {
+	for _, k := range []string{"CRAWLCTL_NODE_IMAGE", "CRAWLCTL_VALUES", "CRAWLCTL_KEDA_REPO", "CRAWLCTL_BROWSER_BASE"} {
 		if env[k] = os.Getenv(k); env[k] == "" {
 			t.Skipf("%s is not set: scripts/kind-offline.sh builds what this test runs and scripts/test.sh sets it", k)
 		}
@@ -58,9 +60,13 @@ func TestStackOnKind(t *testing.T) {
 	t.Cleanup(func() { run("down", "--provider", "kind") })
 	ctx := context.Background()
 
-	// Workers request little CPU so that what KEDA asks for schedules on
-	// two CPUs; 8 partitions cap them at 8.
-	sizing := []string{"--node-cpu", "2", "--worker-cpu-request", "10m", "--partitions", "8"}
+	// With one browser worker. The scaled pods, the proxies and Chromium
+	// request little CPU, so that the stack and what KEDA asks for fit in
+	// two CPUs' requests (the budget caps the workers at 11); 8
+	// partitions cap them at 8.
+	sizing := []string{"--node-cpu", "2", "--worker-cpu-request", "10m", "--graph-writer-cpu-request", "10m", "--proxy-cpu-request", "20m",
+		"--grid-workers", "1", "--browser-cpu-request", "100m", "--partitions", "8"}
+	pw := testenv.Playwright(t) // the client's playwright-core, before the cluster
 	start := time.Now()
 	// Real time (Open Library's 3 req/s per egress): the run lasts long
 	// enough for KEDA (a 5 s poll, the HPA's 15 s sync) to scale workers
@@ -73,8 +79,8 @@ func TestStackOnKind(t *testing.T) {
 	t.Logf("up in %v", time.Since(start).Round(time.Second))
 
 	in := budget.DefaultInput()
-	in.NodeCPU, in.Partitions = "2", 8
-	in.Sizes.Worker.CPURequest = "10m"
+	in.NodeCPU, in.Partitions, in.GridWorkers = "2", 8, 1
+	in.Sizes.Worker.CPURequest, in.Sizes.GraphWriter.CPURequest, in.Sizes.Proxy.CPURequest, in.Sizes.Browser.CPURequest = "10m", "10m", "20m", "100m"
 	plan, err := budget.Compute(in)
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +183,21 @@ func TestStackOnKind(t *testing.T) {
 			t.Errorf("%s.csv is empty: %v", panel, rows)
 		}
 	}
+	// A real Playwright session through the grid's host port, with the
+	// grid's token, on the browser worker built on scripts/kind-offline.sh's
+	// base (Debian's Chromium).
+	sec, err := kc.Kube.CoreV1().Secrets("crawl").Get(ctx, "grid-token", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, _ := json.Marshal(map[string]any{"ws": fmt.Sprintf("ws://127.0.0.1:%d/?token=%s", stack.DefaultPorts.Grid, sec.Data["token"]),
+		"sessions": 1, "concurrency": 1, "url": "data:text/html,<title>kind grid</title>"})
+	client := exec.Command("node", "../../runtime/grid/testdata/client.cjs", string(session))
+	client.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(pw, "node_modules"))
+	if out, err := client.Output(); err != nil || !strings.Contains(string(out), `"ok":true`) || !strings.Contains(string(out), `"title":"kind grid"`) {
+		t.Errorf("a Playwright session through the grid's host port: %v\n%s", err, out)
+	}
+
 	// And back down to one worker after the trigger's cooldown.
 	testenv.Eventually(t, 3*time.Minute, "KEDA to scale the workers back to 1", func() bool {
 		dep, err := kc.Kube.AppsV1().Deployments("crawl").Get(ctx, "worker", metav1.GetOptions{})
