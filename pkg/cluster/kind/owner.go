@@ -61,7 +61,9 @@ func releaseNetwork(ctx context.Context, d Networks, name string) (string, error
 		return fmt.Sprintf("Docker network %s kept: %d other container(s) on it", name, k), nil
 	}
 	if _, err := d.NetworkRemove(ctx, name, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("removing Docker network %s, which this stack's create made: %w", name, err)
+		// A cluster created on it since the inspect: it stays, and the
+		// cluster's own down is done.
+		return fmt.Sprintf("Docker network %s kept: %v", name, err), nil
 	}
 	return fmt.Sprintf("Docker network %s removed (this stack's create made it)", name), nil
 }
