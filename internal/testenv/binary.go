@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,32 +35,40 @@ func build(t testing.TB, tags string) string {
 	if p, ok := binPaths[tags]; ok {
 		return p
 	}
-	// One path per build, shared by every test process: a package's build
-	// replaces another's by rename (a running one keeps its file), so
-	// runs leave one binary per tags, not one per test process.
-	// Not under XDG_CACHE_HOME, which tests point at their own temporary
-	// directories.
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("crawlctl-testbin-%d", os.Getuid()), cmp.Or(tags, "default"))
+	// One directory per test process, so that a test can tell its own
+	// processes by their binary's path; under one root, where each run
+	// first removes the directories of test processes that have ended
+	// (nothing else removes them). Not under XDG_CACHE_HOME, which tests
+	// point at their own temporary directories.
+	root := filepath.Join(os.TempDir(), fmt.Sprintf("crawlctl-testbin-%d", os.Getuid()))
+	removeEnded(root)
+	dir := filepath.Join(root, strconv.Itoa(os.Getpid()), cmp.Or(tags, "default"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "crawlctl")
-	tmp, err := os.CreateTemp(dir, ".build-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", tmp.Name(), "github.com/crawlctl/crawlctl/cmd/crawlctl")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", path, "github.com/crawlctl/crawlctl/cmd/crawlctl")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build -tags %q: %v\n%s", tags, err, out)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		t.Fatal(err)
-	}
 	binPaths[tags] = path
 	return path
+}
+
+// removeEnded removes the directories under root named after a process
+// that no longer runs.
+func removeEnded(root string) {
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
 }
 
 // ResetPeakRSS resets a process's peak resident set (VmHWM) to its current
