@@ -98,6 +98,31 @@ func TestStackOnKind(t *testing.T) {
 	}
 
 	kc := kubetest.Connect(t, filepath.Join(home, "crawlctl", name, "kind", "kubeconfig"))
+	// Every pod's requests and limits, CPU and memory, are the budget's
+	// (KEDA's own, in namespace keda, come from KEDAValues).
+	for _, ns := range []string{"crawl", "keda"} {
+		pods, err := kc.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pod := range pods.Items {
+			comp := pod.Labels["app.kubernetes.io/name"]
+			if ns == "keda" {
+				comp = map[string]string{"keda-operator": budget.KEDAOperator, "keda-metrics-apiserver": budget.KEDAMetricsAPIServer,
+					"keda-admission-webhooks": budget.KEDAAdmissionWebhooks}[pod.Labels["app"]]
+			}
+			c, ok := plan.Component(comp)
+			if !ok {
+				t.Errorf("pod %s/%s (%q) is no component of the budget", ns, pod.Name, comp)
+				continue
+			}
+			r := pod.Spec.Containers[0].Resources
+			got := [4]int64{r.Requests.Memory().Value() >> 20, r.Limits.Memory().Value() >> 20, r.Requests.Cpu().MilliValue(), r.Limits.Cpu().MilliValue()}
+			if want := [4]int64{c.RequestMemoryMi, c.LimitMemoryMi, c.RequestCPUm, c.LimitCPUm}; got != want {
+				t.Errorf("pod %s/%s: requests/limits %v (Mi, Mi, m, m), want the budget's %v", ns, pod.Name, got, want)
+			}
+		}
+	}
 	d, err := kind.NewDocker()
 	if err != nil {
 		t.Fatal(err)
