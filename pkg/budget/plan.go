@@ -187,8 +187,10 @@ func compute(in Input) (*Plan, error) {
 			newComponent(GridProxy, 1, gridProxySize),
 			newComponent(Browser, in.GridWorkers, browser))
 	}
+	var fixedCPUm int64 // the fixed components' CPU requests
 	for _, c := range p.Components {
 		p.FixedLimitMi += c.TotalLimitMemoryMi
+		fixedCPUm += c.TotalRequestCPUm
 	}
 	p.RemainderMi = p.NodeMemoryMi - p.FixedLimitMi
 	p.PerPodLimitMi = worker.LimitMemoryMi
@@ -208,10 +210,6 @@ func compute(in Input) (*Plan, error) {
 	p.MaxWorkers = int((p.RemainderMi - int64(in.GraphWriters)*writer.LimitMemoryMi) / worker.LimitMemoryMi)
 	// CPU requests decide what schedules: a worker KEDA asks for beyond
 	// them would stay Pending, so they cap the workers too.
-	var fixedCPUm int64
-	for _, c := range p.Components {
-		fixedCPUm += c.TotalRequestCPUm
-	}
 	cpuLeft := p.NodeCPUm - fixedCPUm - int64(in.GraphWriters)*writer.RequestCPUm
 	if cpuLeft < worker.RequestCPUm {
 		return nil, inputErrorf("the stack's CPU requests do not fit in %dm: the fixed components request %dm and %d graph writer(s) %dm, "+
