@@ -70,8 +70,11 @@ func newUpCommand(a *app) *cobra.Command {
 until every component is ready, then prints the endpoints. Each step prints
 a line on stderr with its duration; a failure names the step.
 
---provider auto (the default) picks local: the kind provider is not yet
-verified against a real Docker daemon, so it runs only when asked for.
+--provider auto (the default) keeps the provider of a stack that is up;
+else it picks kind when a Docker daemon answers with room for the budget's
+node (memory and CPUs, as kind's preflight checks), and local when none
+answers or it has too little room (the first progress line says which, and
+why).
 The local provider runs the stack as processes under a supervisor: the
 Kafka-protocol broker and the Redis-protocol server are in memory. Running
 up again with other settings applies them to the running stack.
@@ -94,7 +97,11 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 			}
 			o.NodeImage = a.cfg.NodeImage
 			ctx := cmd.Context()
-			chosen, why, err := cluster.Choose(ctx, provider)
+			plan, err := a.plan()
+			if err != nil {
+				return err
+			}
+			chosen, why, err := cluster.Choose(ctx, a.cfg.Name, provider, plan)
 			if err != nil {
 				return err
 			}
@@ -122,10 +129,9 @@ budget, loads the runtime image into it and installs KEDA and the charts.
 				if err := a.sizeFromCluster(ctx, cmd, p); err != nil {
 					return err
 				}
-			}
-			plan, err := a.plan()
-			if err != nil {
-				return err
+				if plan, err = a.plan(); err != nil {
+					return err
+				}
 			}
 			if dryRun {
 				return a.dryRun(ctx, p, plan, o, dryRunDir, hostMemory)

@@ -8,6 +8,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
@@ -110,19 +112,45 @@ func New(name string, opts ...Option) (Provider, error) {
 	}
 }
 
-// Choose resolves a --provider value and says why: auto means local, as
-// the kind provider has not yet run against a real Docker daemon (none
-// ran where it was developed); a Docker daemon answering is reported.
-func Choose(ctx context.Context, provider string) (string, string, error) {
+// Choose resolves a --provider value for stack name and says why. auto
+// keeps the provider of a stack that is up (its cluster record, or a live
+// local supervisor); else it picks kind when a Docker daemon answers with
+// room for plan's node, and local when none answers or the daemon has too
+// little room (the reason names the flags that would make kind fit). A
+// cluster provider asked for while the stack runs locally is refused, as
+// the local provider refuses a stack recorded in a cluster.
+func Choose(ctx context.Context, name, provider string, plan *budget.Plan) (string, string, error) {
 	switch provider {
-	case stack.Local, stack.Kind, stack.Kube:
+	case stack.Local:
 		return provider, "asked for with --provider " + provider, nil
-	case stack.Auto, "":
-		if err := dockerPing(ctx); err != nil {
-			return stack.Local, "no Docker daemon answers (" + err.Error() + ")", nil
-		}
-		return stack.Local, "a Docker daemon answers, but the kind provider is not yet verified against one (--provider kind to use it)", nil
+	case stack.Kind, stack.Kube, stack.Auto, "":
 	default:
 		return "", "", stack.Usagef("provider %q is unknown: use auto, local, kind or kube", provider)
 	}
+	dir, err := stack.Dir(name)
+	if err != nil {
+		return "", "", err
+	}
+	st, err := local.ReadState(dir)
+	switch {
+	case err == nil && provider != stack.Auto && provider != "":
+		return "", "", stack.Usagef("stack %q runs on the local provider (supervisor pid %d): run `crawlctl down` first, or name another stack with --name",
+			name, st.PID)
+	case err == nil:
+		return stack.Local, fmt.Sprintf("stack %q is up on it (supervisor pid %d)", name, st.PID), nil
+	case !errors.Is(err, stack.ErrNotUp):
+		return "", "", err
+	case provider != stack.Auto && provider != "":
+		return provider, "asked for with --provider " + provider, nil
+	}
+	if r, err := stack.ReadRecord(dir); err != nil {
+		return "", "", err
+	} else if r != nil {
+		return r.Provider, fmt.Sprintf("stack %q is installed with it (in the cluster at %s)", name, r.Server), nil
+	}
+	why, err := kindFits(ctx, plan)
+	if err != nil {
+		return stack.Local, "kind does not fit: " + err.Error(), nil
+	}
+	return stack.Kind, why, nil
 }

@@ -11,6 +11,8 @@ package cluster
 import (
 	"context"
 
+	"github.com/crawlctl/crawlctl/pkg/budget"
+
 	"github.com/crawlctl/crawlctl/pkg/cluster/kind"
 	"github.com/crawlctl/crawlctl/pkg/cluster/kube"
 	"github.com/crawlctl/crawlctl/pkg/stack"
@@ -33,4 +35,4 @@ func fromRecord(r stack.Record, o options) (Provider, error) {
 	return kube.FromRecord(r, kube.WithPrinter(o.print), kube.WithLogger(o.log)), nil
 }
 
-func dockerPing(ctx context.Context) error { return kind.Ping(ctx) }
+func kindFits(ctx context.Context, plan *budget.Plan) (string, error) { return kind.Fits(ctx, plan) }

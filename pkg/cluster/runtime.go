@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/crawlctl/crawlctl/pkg/budget"
+
 	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
@@ -13,7 +15,7 @@ func newCluster(string, options) (Provider, error) { return nil, errRuntimeBuild
 
 func fromRecord(stack.Record, options) (Provider, error) { return nil, errRuntimeBuild }
 
-func dockerPing(context.Context) error { return errRuntimeBuild }
+func kindFits(context.Context, *budget.Plan) (string, error) { return "", errRuntimeBuild }
 
 // errRuntimeBuild: the runtime build runs the stack's components and the
 // local provider, but does not deploy.

@@ -26,8 +26,6 @@ const (
 	// readyWait bounds the wait for the node to be Ready and CoreDNS to
 	// answer (kind's own wait only warns when it times out).
 	readyWait = 3 * time.Minute
-	// pingTimeout bounds the Docker ping of auto's choice.
-	pingTimeout = 2 * time.Second
 )
 
 // Provider is the kind provider of one named stack: it creates (or
@@ -436,18 +434,20 @@ func Delete(k Kind, name string) (bool, error) {
 	return true, nil
 }
 
-// Ping checks that a Docker daemon answers where the docker CLI would look
-// (DOCKER_HOST, else the default socket).
-func Ping(ctx context.Context) error {
+// Fits runs the preflight of Up without creating anything: whether a
+// Docker daemon answers where the docker CLI would look (DOCKER_HOST, else
+// the default socket) with room for plan's node. It is what --provider
+// auto asks before it picks kind; the error says why not.
+func Fits(ctx context.Context, plan *budget.Plan) (string, error) {
 	d, err := NewDocker()
 	if err != nil {
-		return err
+		return "", fmt.Errorf("configuring the Docker client: %w", err)
 	}
 	defer d.Close()
-	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	if _, err := d.Ping(ctx, client.PingOptions{}); err != nil {
-		return fmt.Errorf("%s: %w", d.DaemonHost(), err)
+	f, err := Preflight(ctx, d, plan, exec.LookPath)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	return fmt.Sprintf("the Docker daemon at %s has room for the node (%dMi and %d CPUs, the budget's %dMi and %dm)",
+		d.DaemonHost(), f.MemoryMi, f.CPUs, plan.NodeMemoryMi, plan.NodeCPUm), nil
 }

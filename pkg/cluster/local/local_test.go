@@ -136,6 +136,14 @@ func TestUpSeedStatusDown(t *testing.T) {
 	if _, errOut, code := c.run(upArgs...); code != 0 || !strings.Contains(errOut, "already up") {
 		t.Errorf("second up: exit %d: %s", code, errOut)
 	}
+	// Without --provider, up keeps the stack's provider; a cluster provider
+	// is refused while it runs here.
+	if _, errOut, code := c.run(slices.Delete(slices.Clone(upArgs), 1, 3)...); code != 0 || !strings.Contains(errOut, `provider local: stack "e2e" is up on it`) || !strings.Contains(errOut, "already up") {
+		t.Errorf("up without --provider: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := c.run("up", "--provider", "kind"); code != 2 || !strings.Contains(errOut, "run `crawlctl down` first") {
+		t.Errorf("up --provider kind while up locally: exit %d: %s", code, errOut)
+	}
 	if _, errOut, code := c.run(append(upArgs[:len(upArgs):len(upArgs)], "--sim-time-factor", "7")...); code == 0 || !strings.Contains(errOut, "--sim-time-factor cannot change while it is") {
 		t.Errorf("up with another time factor: exit %d: %s", code, errOut)
 	}
@@ -338,7 +346,7 @@ func TestGridWorkers(t *testing.T) {
 	// Without Node.js and Chromium on PATH, up says what to install and
 	// starts nothing.
 	bare := crawlctl{t: t, bin: bin, env: append(slices.Clone(c.env), "PATH="+t.TempDir())}
-	_, errOut, code := bare.run("up", "--grid-workers", "1")
+	_, errOut, code := bare.run("up", "--provider", "local", "--grid-workers", "1")
 	for _, want := range []string{"--grid-workers 1 needs a Playwright browser server", "Node.js is not installed", "apt-get install chromium"} {
 		if code == 0 || !strings.Contains(errOut, want) {
 			t.Errorf("up without node and chromium: exit %d, stderr lacks %q:\n%s", code, want, errOut)
@@ -352,7 +360,7 @@ func TestGridWorkers(t *testing.T) {
 	// 127.0.0.1:8080, which the kind tests map to their clusters at the
 	// same time; TestGridListen covers the default), and keeps it.
 	listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
-	_, errOut, code = c.run("up", "--grid-workers", "1", "--sim-time-factor", "50", "--grid-listen", listen, "--timeout", gridTimeout)
+	_, errOut, code = c.run("up", "--provider", "local", "--grid-workers", "1", "--sim-time-factor", "50", "--grid-listen", listen, "--timeout", gridTimeout)
 	if code != 0 {
 		t.Fatalf("up --grid-workers 1: exit %d\n%s", code, errOut)
 	}
@@ -364,7 +372,7 @@ func TestGridWorkers(t *testing.T) {
 
 	// A live session outlives scaling up to two workers, then down to one.
 	holder := startHolder(t, pw, endpoint)
-	c.must("up", "--grid-workers", "2", "--sim-time-factor", "50", "--timeout", gridTimeout)
+	c.must("up", "--provider", "local", "--grid-workers", "2", "--sim-time-factor", "50", "--timeout", gridTimeout)
 	if st := c.status(); len(st.Grid) != 2 || st.Endpoints.Grid != endpoint {
 		t.Fatalf("status after up --grid-workers 2: grid %s (want %s), workers %+v", st.Endpoints.Grid, endpoint, st.Grid)
 	}
@@ -385,14 +393,14 @@ func TestGridWorkers(t *testing.T) {
 	if text := c.must("status"); !strings.Contains(text, "GRID WORKER") || !strings.Contains(text, "browser-1") {
 		t.Errorf("status text lacks the grid workers:\n%s", text)
 	}
-	c.must("up", "--grid-workers", "1", "--sim-time-factor", "50", "--timeout", gridTimeout)
+	c.must("up", "--provider", "local", "--grid-workers", "1", "--sim-time-factor", "50", "--timeout", gridTimeout)
 	if st := c.status(); len(st.Grid) != 1 || st.Endpoints.Grid != endpoint {
 		t.Fatalf("status after up --grid-workers 1 again: grid %s, workers %+v", st.Endpoints.Grid, st.Grid)
 	}
 	if res := holder.finish(); !strings.Contains(res, `"ok":true`) || !strings.Contains(res, "still here") {
 		t.Errorf("the session opened before scaling did not survive it: %s", res)
 	}
-	c.must("up", "--grid-workers", "0", "--sim-time-factor", "50", "--timeout", gridTimeout)
+	c.must("up", "--provider", "local", "--grid-workers", "0", "--sim-time-factor", "50", "--timeout", gridTimeout)
 	if st := c.status(); len(st.Grid) != 0 || st.Endpoints.Grid != "" {
 		t.Errorf("status after up --grid-workers 0: grid %q, workers %+v", st.Endpoints.Grid, st.Grid)
 	}
