@@ -14,8 +14,8 @@ build_crawlctl
 BIN="$ROOT/bin/crawlctl"
 export XDG_STATE_HOME="$WORK/state" CRAWLCTL_NAME=gridmem
 trap '"$BIN" -q down --purge >/dev/null 2>&1 || true; bench_cleanup' EXIT
-step "up --grid-workers 1"
-"$BIN" -q up --grid-workers 1 >/dev/null
+step "up --provider local --grid-workers 1"
+"$BIN" -q up --provider local --grid-workers 1 >/dev/null
 GRID=$("$BIN" status -o json | sed -n 's/.*"grid": *"\([^"]*\)".*/\1/p' | head -1)
 PW=${XDG_CACHE_HOME:-$HOME/.cache}/crawlctl
 export NODE_PATH=$(ls -d "$PW"/playwright-core@*/node_modules | head -1)

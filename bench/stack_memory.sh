@@ -17,7 +17,7 @@ BIN="$ROOT/bin/crawlctl"
 export XDG_STATE_HOME="$WORK/state" CRAWLCTL_NAME=stackmem
 trap '"$BIN" -q down --purge >/dev/null 2>&1 || true; bench_cleanup' EXIT
 step "up, seed --count 20"
-"$BIN" -q up --sim-time-factor 10 >/dev/null
+"$BIN" -q up --provider local --sim-time-factor 10 >/dev/null
 "$BIN" -q seed --count 20 >/dev/null
 best=""
 for _ in $(seq "$SAMPLES"); do
