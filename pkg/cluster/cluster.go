@@ -108,8 +108,12 @@ func New(name string, opts ...Option) (Provider, error) {
 	case stack.Kind, stack.Kube:
 		return newCluster(name, o)
 	default:
-		return nil, stack.Usagef("provider %q is unknown: use auto, local, kind or kube", o.provider)
+		return nil, unknownProvider(o.provider)
 	}
+}
+
+func unknownProvider(p string) error {
+	return stack.Usagef("provider %q is unknown: use auto, local, kind or kube", p)
 }
 
 // Choose resolves a --provider value for stack name and says why. auto
@@ -120,12 +124,14 @@ func New(name string, opts ...Option) (Provider, error) {
 // cluster provider asked for while the stack runs locally is refused, as
 // the local provider refuses a stack recorded in a cluster.
 func Choose(ctx context.Context, name, provider string, plan *budget.Plan) (string, string, error) {
+	asked := "asked for with --provider " + provider
+	auto := provider == stack.Auto || provider == ""
 	switch provider {
 	case stack.Local:
-		return provider, "asked for with --provider " + provider, nil
+		return provider, asked, nil
 	case stack.Kind, stack.Kube, stack.Auto, "":
 	default:
-		return "", "", stack.Usagef("provider %q is unknown: use auto, local, kind or kube", provider)
+		return "", "", unknownProvider(provider)
 	}
 	dir, err := stack.Dir(name)
 	if err != nil {
@@ -133,15 +139,15 @@ func Choose(ctx context.Context, name, provider string, plan *budget.Plan) (stri
 	}
 	st, err := local.ReadState(dir)
 	switch {
-	case err == nil && provider != stack.Auto && provider != "":
+	case err == nil && !auto:
 		return "", "", stack.Usagef("stack %q runs on the local provider (supervisor pid %d): run `crawlctl down` first, or name another stack with --name",
 			name, st.PID)
 	case err == nil:
 		return stack.Local, fmt.Sprintf("stack %q is up on it (supervisor pid %d)", name, st.PID), nil
 	case !errors.Is(err, stack.ErrNotUp):
 		return "", "", err
-	case provider != stack.Auto && provider != "":
-		return provider, "asked for with --provider " + provider, nil
+	case !auto:
+		return provider, asked, nil
 	}
 	if r, err := stack.ReadRecord(dir); err != nil {
 		return "", "", err
