@@ -61,3 +61,13 @@ func TestGridListen(t *testing.T) {
 		})
 	}
 }
+
+// TestGridDefaultIsTheSeedsAddress: with no --grid-listen, a new stack's
+// grid asks for 127.0.0.1:8080, the seed's ws://localhost:8080 (the suite
+// cannot take that port end to end: the kind tests map it at the same
+// time).
+func TestGridDefaultIsTheSeedsAddress(t *testing.T) {
+	if defaultGridListen != "127.0.0.1:8080" {
+		t.Fatalf("the grid's default address is %s, want 127.0.0.1:8080", defaultGridListen)
+	}
+}

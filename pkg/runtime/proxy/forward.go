@@ -65,6 +65,10 @@ func (p *Proxy) handle(cc *clientConn, req request) (keep, hijacked bool) {
 	buf := p.pool.get()
 	defer p.pool.put(buf)
 	code, keepUp, err := p.forward(cc, req, net.JoinHostPort(host, port), authority, path, *buf)
+	var bad *requestBodyError
+	if errors.As(err, &bad) && code == 0 { // the client's framing, not the destination's
+		return refuse(http.StatusBadRequest, "malformed", "request body: "+bad.err.Error())
+	}
 	if err != nil {
 		if code == 0 { // nothing reached the client yet: answer the error
 			code = http.StatusBadGateway
@@ -206,6 +210,9 @@ func (p *Proxy) writeRequest(w *bufio.Writer, cc *clientConn, req request, autho
 	case req.chunked:
 		n, err := copyChunked(w, cc.br, buf)
 		p.m.bytesUp.Add(float64(n))
+		if errors.Is(err, errChunk) {
+			return &requestBodyError{err}
+		}
 		return err
 	case req.contentLength > 0:
 		n, err := io.CopyBuffer(w, io.LimitReader(cc.br, req.contentLength), buf)
@@ -217,6 +224,13 @@ func (p *Proxy) writeRequest(w *bufio.Writer, cc *clientConn, req request, autho
 	}
 	return nil
 }
+
+// requestBodyError is a request body the client framed wrongly, found while
+// it was being sent on: answered 400, not as the destination's failure.
+type requestBodyError struct{ err error }
+
+func (e *requestBodyError) Error() string { return e.err.Error() }
+func (e *requestBodyError) Unwrap() error { return e.err }
 
 // response is an upstream response head.
 type response struct {
