@@ -39,8 +39,10 @@ const (
 	MaxSeedLength   = 500 // bytes
 	MaxDepthLimit   = 10
 	DefaultMaxDepth = 3
-	// MaxBodyBytes fits MaxSeeds seeds of MaxSeedLength, JSON-quoted.
-	MaxBodyBytes = MaxSeeds*(MaxSeedLength+3) + 4096
+	// MaxBodyBytes fits MaxSeeds seeds of MaxSeedLength, JSON-quoted as
+	// EncodeRunRequest quotes them: a byte takes at most two (\" and \\;
+	// U+2028 and U+2029 six for three; control characters are refused).
+	MaxBodyBytes = MaxSeeds*(2*MaxSeedLength+3) + 4096
 )
 
 // Options configure the API.

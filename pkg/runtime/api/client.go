@@ -20,10 +20,23 @@ type RefusedError struct{ Message string }
 
 func (e *RefusedError) Error() string { return e.Message + " (nothing was enqueued)" }
 
+// EncodeRunRequest is req as CreateRun sends it: JSON without HTML
+// escaping, so that no seed within the limits takes more than MaxBodyBytes
+// allows (json.Marshal writes < > & as six bytes each).
+func EncodeRunRequest(req RunRequest) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(req); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 // CreateRun posts a run to the control API at base, with token (empty:
 // none) as Authorization: Bearer.
 func CreateRun(ctx context.Context, base, token string, req RunRequest) (*runstate.Run, error) {
-	body, err := json.Marshal(req)
+	body, err := EncodeRunRequest(req)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -34,6 +33,8 @@ func TestReadSeedFile(t *testing.T) {
 	f.Truncate(50 << 20) // 50 MB, refused before it is read
 	f.Close()
 	tooMany := strings.Repeat("OL1A\n", api.MaxSeeds+1)
+	// The most a seed within the limits takes, JSON-quoted.
+	worst := strings.Repeat(strings.Repeat(`"\<>&`, api.MaxSeedLength/5)+"\n", api.MaxSeeds)
 
 	for _, tc := range []struct {
 		name, path string
@@ -46,6 +47,7 @@ func TestReadSeedFile(t *testing.T) {
 		{"a line over 64 KiB", write("long.txt", "OL9388A\n"+strings.Repeat("a", 70<<10)+"\n"), 0, []string{"line 2", "over the 500-byte limit"}},
 		{"a 50 MB file", big, 0, []string{"over the", "byte limit", "split it"}},
 		{"documented limits: 2,600 seeds of 450 bytes", write("many.txt", strings.Join(lines, "\n")), 2600, nil},
+		{"the limits, every byte one that JSON escapes", write("worst.txt", worst), api.MaxSeeds, nil},
 		{"more seeds than a run takes", write("toomany.txt", tooMany), 0, []string{"10001 seeds", "limit of 10000"}},
 		{"a JSON item that is not text", write("bad.json", `["OL9388A", "a\u0000b"]`), 0, []string{"item 2", "not text"}},
 	} {
@@ -56,7 +58,7 @@ func TestReadSeedFile(t *testing.T) {
 					t.Fatalf("%d seeds, %v; want %d", len(seeds), err, tc.seeds)
 				}
 				// What the CLI accepts, the API's body limit takes.
-				if b, _ := json.Marshal(api.RunRequest{Seeds: seeds}); len(b) > api.MaxBodyBytes {
+				if b, _ := api.EncodeRunRequest(api.RunRequest{Seeds: seeds}); len(b) > api.MaxBodyBytes {
 					t.Errorf("the request is %d bytes, over the API's %d", len(b), api.MaxBodyBytes)
 				}
 				return
