@@ -340,8 +340,11 @@ func (p *Provider) Down(ctx context.Context, o stack.DownOptions) (bool, error) 
 		}
 	} else {
 		var died *DiedError
-		if _, err := ReadState(p.dir); errors.As(err, &died) {
+		switch _, err := ReadState(p.dir); {
+		case errors.As(err, &died):
 			p.print.Detail("%v", died)
+		case err != nil && !errors.Is(err, stack.ErrNotUp):
+			p.print.Detail("removing the stack's unreadable state (no supervisor holds the stack): %v", err)
 		}
 		if err := os.Remove(filepath.Join(p.dir, stateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return false, fmt.Errorf("removing the stale state: %w", err)

@@ -139,7 +139,8 @@ func TestStaleStateIsNeverSignalled(t *testing.T) {
 }
 
 // TestDamagedState: a truncated state.json is reported with its path and
-// what to do, and down --purge cleans it.
+// what to do; down (no supervisor holds the stack) removes it and says so,
+// and down --purge cleans the whole directory.
 func TestDamagedState(t *testing.T) {
 	c := newStack(t, "damaged")
 	dir := filepath.Join(c.stateHome(), "crawlctl", "damaged")
@@ -151,6 +152,13 @@ func TestDamagedState(t *testing.T) {
 			t.Errorf("%v with a damaged state: exit %d: %s", args, code, errOut)
 		}
 	}
+	if _, errOut, code := c.run("down"); code != 0 || !strings.Contains(errOut, "unreadable state") || !strings.Contains(errOut, filepath.Join(dir, "state.json")) {
+		t.Errorf("down with a damaged state: exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); !os.IsNotExist(err) {
+		t.Errorf("down left the damaged state.json: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "state.json"), []byte(`{"spec": {"name": "dam`), 0o644)
 	if _, errOut, code := c.run("down", "--purge"); code != 0 {
 		t.Fatalf("down --purge: exit %d: %s", code, errOut)
 	}
