@@ -35,6 +35,7 @@ KINDNET_TAG=v20260820-69b56db7
 LPP_TAG=v20260820-69b56db7
 LPH_TAG=v20260131-7181c60a
 NODE_IMAGE="crawlctl/kind-node:$K8S-offline"
+ROOTFS_REV=2 # bump to rebuild the node rootfs (2: images preloaded, not imported at boot)
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/crawlctl/kind-offline"
 C="$CACHE/k8s-$K8S"
@@ -220,7 +221,7 @@ build_images() {
 # --- the node -------------------------------------------------------------
 
 build_rootfs() {
-  done_ rootfs && return
+  done_ "rootfs-$ROOTFS_REV" && return
   local R="$C/rootfs" F="$KINDSRC/images/base/files"
   step "debootstrap: the node's Debian bookworm rootfs with systemd (one-time, a few minutes)"
   rm -rf "$R"
@@ -231,7 +232,7 @@ build_rootfs() {
   rm -rf "$R/var/cache/apt/archives"/*.deb "$R/var/lib/apt/lists"/* "$R/usr/share/doc" "$R/usr/share/man"
   # kind's base image (images/base/Dockerfile), from its module.
   install -m 0755 "$F/usr/local/bin/entrypoint" "$R/usr/local/bin/entrypoint"
-  mkdir -p "$R/kind/bin" "$R/kind/manifests" "$R/kind/images" "$R/etc/containerd" "$R/etc/kubernetes/manifests" "$R/opt/cni/bin" "$R/etc/cni/net.d"
+  mkdir -p "$R/kind/bin" "$R/kind/manifests" "$R/etc/containerd" "$R/etc/kubernetes/manifests" "$R/opt/cni/bin" "$R/etc/cni/net.d"
   install -m 0755 "$F/kind/bin/"*.sh "$R/kind/bin/"
   cp "$F/etc/crictl.yaml" "$R/etc/"
   cp "$F/etc/containerd/config.toml" "$R/etc/containerd/"
@@ -286,43 +287,63 @@ EOF
   sed 's/^package nodeimage/package main/' "$KINDSRC/pkg/build/nodeimage/const_storage.go" >"$gen/storage.go"
   printf 'package main\n\nimport "os"\n\nfunc main() { os.Stdout.WriteString(defaultStorageManifest) }\n' >"$gen/main.go"
   (cd "$gen" && go run storage.go main.go) >"$R/kind/manifests/default-storage.yaml"
-  # Images (build_node puts them in /kind/images), imported into
-  # containerd at the node's first boot.
-  cat >"$R/etc/systemd/system/kind-import-images.service" <<'EOF'
-[Unit]
-Description=Import the node's images into containerd (built offline by scripts/kind-offline.sh)
-After=containerd.service
-Requires=containerd.service
-Before=kubelet.service
-ConditionDirectoryNotEmpty=/kind/images
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/sh -c 'for f in /kind/images/*.tar; do ctr -n k8s.io images import --label=io.cri-containerd.pinned=pinned --all-platforms "$f" || exit 1; done; rm -f /kind/images/*.tar'
-
-[Install]
-WantedBy=multi-user.target
-EOF
-  mkdir -p "$R/etc/systemd/system/kubelet.service.d"
-  printf '[Unit]\nAfter=kind-import-images.service\nWants=kind-import-images.service\n' >"$R/etc/systemd/system/kubelet.service.d/20-images.conf"
-  chroot "$R" systemctl enable kubelet containerd undo-mount-hacks kind-import-images >/dev/null 2>&1 ||
+  chroot "$R" systemctl enable kubelet containerd undo-mount-hacks >/dev/null 2>&1 ||
     die "enabling the node's units failed"
   chroot "$R" systemctl mask systemd-binfmt.service >/dev/null 2>&1 || true
   : >"$R/etc/machine-id"
   rm -f "$R/etc/hostname"
-  mark rootfs
+  mark "rootfs-$ROOTFS_REV"
+}
+
+# preload_images imports every image into the node rootfs's containerd
+# content store, as `kind build node-image` does: not unpacked, since the
+# CRI unpacks an image when a container first needs it. The node's own
+# containerd and ctr run here on the host against the rootfs's
+# /var/lib/containerd, so no container has to be run and committed.
+preload_images() {
+  local R="$C/rootfs" T="$C/preload" pid f
+  [ -d "$R/usr" ] || die "no node rootfs at $R"
+  rm -rf "$R/var/lib/containerd" "$T" && mkdir -p "$T"
+  cat >"$T/config.toml" <<EOF
+version = 3
+root = "$R/var/lib/containerd"
+state = "$T/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images", "io.containerd.podsandbox.controller.v1.podsandbox"]
+[grpc]
+  address = "$T/containerd.sock"
+[ttrpc]
+  address = "$T/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$T/opt"
+EOF
+  "$BIN/containerd" --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    "$BIN/ctr" -a "$T/containerd.sock" version >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || die "the preload's containerd exited: see $T/containerd.log"
+    sleep 0.2
+  done
+  for f in "$IMG/"*.tar; do
+    if ! "$BIN/ctr" -a "$T/containerd.sock" -n k8s.io images import --label=io.cri-containerd.pinned=pinned \
+      --all-platforms --no-unpack --digests "$f" >/dev/null; then
+      kill "$pid"
+      die "importing $f into the node's content store failed: see $T/containerd.log"
+    fi
+  done
+  kill "$pid"
+  wait "$pid" || true
+  rm -rf "$T"
 }
 
 build_node() {
-  # The node is rebuilt when its images change.
+  # The node is rebuilt when its images or its rootfs change.
   local key
-  key=$(cd "$IMG" && ls -l --time-style=+%s -- *.tar | md5sum | cut -c1-12)
+  key=$( (echo "$ROOTFS_REV" && cd "$IMG" && ls -l --time-style=+%s -- *.tar) | md5sum | cut -c1-12)
   if done_ "node-$key" && docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
     return
   fi
-  step "writing and loading the node image $NODE_IMAGE"
-  rm -rf "$C/rootfs/kind/images" && mkdir -p "$C/rootfs/kind/images" && cp "$IMG/"*.tar "$C/rootfs/kind/images/"
+  step "preloading the images into the node's containerd; writing and loading the node image $NODE_IMAGE"
+  preload_images
   "$MKIMAGE" -tag "$NODE_IMAGE" -layer "$C/rootfs" -entrypoint /usr/local/bin/entrypoint -entrypoint /sbin/init \
     -env container=docker -stopsignal SIGRTMIN+3 -o "$C/node.tar"
   docker load -i "$C/node.tar" >/dev/null
