@@ -325,9 +325,9 @@ EOF
   done
   for f in "$IMG/"*.tar; do
     if ! "$BIN/ctr" -a "$T/containerd.sock" -n k8s.io images import --label=io.cri-containerd.pinned=pinned \
-      --all-platforms --no-unpack --digests "$f" >/dev/null; then
+      --all-platforms --no-unpack --digests "$f" >/dev/null 2>>"$T/ctr.log"; then
       kill "$pid"
-      die "importing $f into the node's content store failed: see $T/containerd.log"
+      die "importing $f into the node's content store failed: see $T/ctr.log and $T/containerd.log"
     fi
   done
   kill "$pid"
