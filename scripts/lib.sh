@@ -95,7 +95,7 @@ go_tool() {
   local stamp="$bin.version"
   if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$modver" ]; then
     step "installing $modver (one-time build)"
-    GOFLAGS= GOTOOLCHAIN=local go install "$modver" >&2 || die "go install $modver failed"
+    GOFLAGS= GOTOOLCHAIN=local CGO_ENABLED=0 go install -trimpath "$modver" >&2 || die "go install $modver failed"
     echo "$modver" > "$stamp"
   fi
   echo "$bin"
