@@ -11,10 +11,11 @@ import (
 	"time"
 )
 
-// Tally counts a load's requests; the first error is kept.
+// Tally counts a load's requests, and the connections it opened; the first
+// error is kept.
 type Tally struct {
-	OK, Failed atomic.Int64
-	first      atomic.Value
+	OK, Failed, Dials atomic.Int64
+	first             atomic.Value
 }
 
 // Fail counts a lost request.
@@ -69,6 +70,7 @@ func KeepAlive(ctx context.Context, addr, request string, n *Tally) {
 				continue
 			}
 			br = bufio.NewReader(c)
+			n.Dials.Add(1)
 		}
 		closed, err := Exchange(c, br, request)
 		if err != nil {

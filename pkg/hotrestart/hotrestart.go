@@ -9,7 +9,10 @@
 // The protocol: the parent starts the child with the listeners as extra
 // files and their names in CRAWLCTL_INHERIT (name=fd,...), plus the write
 // end of a pipe in CRAWLCTL_READY_FD; the child calls Ready once it serves,
-// which closes the pipe; the parent then drains and exits.
+// which closes the pipe; the parent then drains and exits. The child also
+// inherits one end of a Unix socket pair (CRAWLCTL_HANDOFF_FD) over which
+// the parent may pass it open connections (Handoff), if the child says,
+// when ready, that it adopts them.
 package hotrestart
 
 import (
@@ -39,11 +42,17 @@ type Listeners struct {
 	inherited map[string]*os.File
 	listeners map[string]net.Listener
 	order     []string
+	handoff   *Handoff // from the parent, if it passed one
 }
 
 // New reads what a parent handed down, if anything.
 func New() (*Listeners, error) {
 	l := &Listeners{inherited: map[string]*os.File{}, listeners: map[string]net.Listener{}}
+	h, err := inheritedHandoff()
+	if err != nil {
+		return nil, err
+	}
+	l.handoff = h
 	spec := os.Getenv(envInherit)
 	os.Unsetenv(envInherit) // our own children get it from Upgrade only
 	if spec == "" {
@@ -59,6 +68,9 @@ func New() (*Listeners, error) {
 	}
 	return l, nil
 }
+
+// Handoff is the socket the parent hands connections over on, or nil.
+func (l *Listeners) Handoff() *Handoff { return l.handoff }
 
 // Inherited reports whether this process took over from a parent.
 func (l *Listeners) Inherited() bool { return len(l.inherited) > 0 }
@@ -103,7 +115,11 @@ func (l *Listeners) Listen(name, addr string) (net.Listener, error) {
 
 // Ready tells the parent, if any, that this process now serves; the parent
 // then stops accepting and drains.
-func Ready() error {
+func Ready() error { return ready(false) }
+
+// ready tells the parent that this process serves and, with adopts, that
+// it takes connections over the hand-off socket.
+func ready(adopts bool) error {
 	fdStr := os.Getenv(envReady)
 	if fdStr == "" {
 		return nil
@@ -114,21 +130,26 @@ func Ready() error {
 		return fmt.Errorf("%s=%q is malformed", envReady, fdStr)
 	}
 	f := os.NewFile(uintptr(fd), "ready")
-	_, err = f.Write([]byte("ready\n"))
+	msg := "ready\n"
+	if adopts {
+		msg = "ready handoff\n"
+	}
+	_, err = f.Write([]byte(msg))
 	return errors.Join(err, f.Close())
 }
 
 // Upgrade starts a new copy of this process (same binary, arguments and
 // environment) that inherits every listener, and waits until it is ready
-// or timeout passes. On success the caller stops accepting and drains; on
-// error it keeps serving.
+// or timeout passes. On success the caller stops accepting and drains, or,
+// given a Handoff (the new process said it adopts connections), hands its
+// connections over; on error it keeps serving.
 //
 // The listeners go to the child as raw descriptors through
 // syscall.StartProcess: os/exec would call File.Fd, which switches a
 // descriptor to blocking mode, and O_NONBLOCK belongs to the socket shared
 // with our own listener, whose accept would then block in the kernel and
 // take (and drop) a connection after we stopped serving.
-func (l *Listeners) Upgrade(timeout time.Duration) (*os.Process, error) {
+func (l *Listeners) Upgrade(timeout time.Duration) (*os.Process, *Handoff, error) {
 	l.mu.Lock()
 	files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd()}
 	var spec []string
@@ -136,66 +157,86 @@ func (l *Listeners) Upgrade(timeout time.Duration) (*os.Process, error) {
 		sc, ok := l.listeners[name].(syscall.Conn)
 		if !ok {
 			l.mu.Unlock()
-			return nil, fmt.Errorf("listener %s cannot be handed over", name)
+			return nil, nil, fmt.Errorf("listener %s cannot be handed over", name)
 		}
 		rc, err := sc.SyscallConn()
 		if err != nil {
 			l.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 		var fd uintptr
 		if err := rc.Control(func(f uintptr) { fd = f }); err != nil {
 			l.mu.Unlock()
-			return nil, err
+			return nil, nil, err
 		}
 		spec = append(spec, fmt.Sprintf("%s=%d", name, len(files)))
 		files = append(files, fd)
 	}
 	defer l.mu.Unlock() // keep the listeners open until the child has them
 
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer pr.Close()
 	exe, err := os.Executable()
 	if err != nil {
-		pw.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	env := append(os.Environ(), envInherit+"="+strings.Join(spec, ","), fmt.Sprintf("%s=%d", envReady, len(files)))
-	files = append(files, pw.Fd())
-	pid, err := syscall.ForkExec(exe, append([]string{exe}, os.Args[1:]...), &syscall.ProcAttr{Env: env, Files: files})
-	pw.Close() // the child holds the write end now
+	h, hf, err := newHandoffPair()
 	if err != nil {
-		return nil, fmt.Errorf("starting the new process: %w", err)
+		return nil, nil, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		h.Close()
+		hf.Close()
+		return nil, nil, err
+	}
+	defer pr.Close()
+	env := append(os.Environ(), envInherit+"="+strings.Join(spec, ","),
+		fmt.Sprintf("%s=%d", envReady, len(files)), fmt.Sprintf("%s=%d", envHandoff, len(files)+1))
+	files = append(files, pw.Fd(), hf.Fd())
+	pid, err := syscall.ForkExec(exe, append([]string{exe}, os.Args[1:]...), &syscall.ProcAttr{Env: env, Files: files})
+	pw.Close() // the child holds the write end now, and its end of the pair
+	hf.Close()
+	if err != nil {
+		h.Close()
+		return nil, nil, fmt.Errorf("starting the new process: %w", err)
 	}
 	proc, err := os.FindProcess(pid)
 	if err != nil {
-		return nil, err
+		h.Close()
+		return nil, nil, err
 	}
 	exited := make(chan error, 1)
 	go func() { _, err := proc.Wait(); exited <- err }()
-	readyc := make(chan error, 1)
+	type answer struct {
+		adopts bool
+		err    error
+	}
+	readyc := make(chan answer, 1)
 	go func() {
 		b, err := io.ReadAll(pr)
 		if err == nil && !strings.HasPrefix(string(b), "ready") {
 			err = errors.New("the new process closed its ready pipe without being ready")
 		}
-		readyc <- err
+		readyc <- answer{strings.HasPrefix(string(b), "ready handoff"), err}
 	}()
 	select {
-	case err := <-readyc:
-		if err != nil {
+	case a := <-readyc:
+		if a.err != nil {
 			proc.Kill()
-			return nil, err
+			h.Close()
+			return nil, nil, a.err
 		}
-		return proc, nil
+		if !a.adopts {
+			h.Close()
+			h = nil
+		}
+		return proc, h, nil
 	case err := <-exited:
-		return nil, fmt.Errorf("the new process exited before it was ready: %v", err)
+		h.Close()
+		return nil, nil, fmt.Errorf("the new process exited before it was ready: %v", err)
 	case <-time.After(timeout):
 		proc.Kill()
-		return nil, fmt.Errorf("the new process was not ready within %v", timeout)
+		h.Close()
+		return nil, nil, fmt.Errorf("the new process was not ready within %v", timeout)
 	}
 }
 

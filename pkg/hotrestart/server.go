@@ -129,13 +129,30 @@ func (s *Server) Run(ctx context.Context) error {
 	if admin != nil {
 		go func() { errc <- admin.Serve(adminLn) }()
 	}
-	if err := Ready(); err != nil {
+	// A predecessor may hand its connections over: adopt them, if this
+	// server can, and say so when ready.
+	adopts := false
+	if h := ls.Handoff(); h != nil {
+		if ho, ok := main.(HandingOff); ok {
+			adopts = true
+			go func() {
+				if err := h.Receive(ho.Adopt); err != nil {
+					log.Warn("adopting the previous process's connections", "err", err)
+				}
+				h.Close()
+			}()
+		} else {
+			h.Close()
+		}
+	}
+	if err := ready(adopts); err != nil {
 		log.Warn("telling the previous process we are ready", "err", err)
 	}
 	s.Health.SetReady(true)
 	s.writePID(log)
 	log.Info(s.Name+" serving", "addr", ln.Addr().String(), "admin", s.AdminListen, "inherited", ls.Inherited())
 
+	var handoff *Handoff // the successor's, if it adopts connections
 wait:
 	for {
 		select {
@@ -143,12 +160,13 @@ wait:
 			log.Info("draining", "deadline", s.DrainTimeout)
 			break wait
 		case <-hup:
-			proc, err := ls.Upgrade(s.UpgradeTimeout)
+			proc, h, err := ls.Upgrade(s.UpgradeTimeout)
 			if err != nil {
 				log.Error("restart failed; this process keeps serving", "err", err)
 				continue
 			}
-			log.Info("handed the listeners to the new process; draining", "new_pid", proc.Pid)
+			handoff = h
+			log.Info("handed the listeners to the new process; draining", "new_pid", proc.Pid, "handing_off", h != nil)
 			break wait
 		case err := <-errc:
 			if !errors.Is(err, http.ErrServerClosed) {
@@ -157,13 +175,19 @@ wait:
 		}
 	}
 	// Drain: stop accepting (our descriptors only: a successor keeps the
-	// sockets), let every request finish with Connection: close, then the
+	// sockets), hand every connection over to a successor that adopts them
+	// or let every request finish with Connection: close, then the
 	// sessions the handler took over.
 	s.Health.SetReady(false)
 	ls.Close()
 	dctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
 	defer cancel()
-	err = main.Drain(dctx)
+	if ho, ok := main.(HandingOff); ok && handoff != nil {
+		err = ho.HandOff(dctx, handoff)
+		handoff.Close()
+	} else {
+		err = main.Drain(dctx)
+	}
 	if werr := s.Sessions.Wait(dctx); werr != nil {
 		log.Warn("drain deadline passed; closing live sessions", "sessions", s.Sessions.Len())
 		s.Sessions.CloseAll()

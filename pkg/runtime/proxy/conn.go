@@ -49,6 +49,9 @@ type connServer struct {
 	// (UnixNano): until then each may still send its next request, which
 	// is answered with Connection: close.
 	idleUntil atomic.Int64
+	// handoff, once set, is the successor's: each connection goes to it
+	// at its next request boundary.
+	handoff atomic.Pointer[hotrestart.Handoff]
 }
 
 // Connection states, for the drain.
@@ -60,8 +63,12 @@ const (
 
 type clientConn struct {
 	net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
+	br *bufio.Reader
+	bw *bufio.Writer
+	// mu orders the loop's leaving idle against HandOff waking an idle
+	// connection (a past read deadline), so that the wake never lands on a
+	// request being read.
+	mu    sync.Mutex
 	state atomic.Int32
 	// graced is set once Drain gave the connection its idle deadline.
 	graced atomic.Bool
@@ -109,7 +116,7 @@ func (s *connServer) Serve(ln net.Listener) error {
 		s.mu.Lock()
 		s.conns[cc] = struct{}{}
 		s.mu.Unlock()
-		go s.serve(cc)
+		go s.serve(cc, false)
 	}
 }
 
@@ -171,13 +178,14 @@ func (s *connServer) forget(cc *clientConn) {
 	s.mu.Unlock()
 }
 
-// serve runs one connection's request loop.
-func (s *connServer) serve(cc *clientConn) {
+// serve runs one connection's request loop; adopted, the connection was
+// handed over between two requests and starts idle.
+func (s *connServer) serve(cc *clientConn, adopted bool) {
 	cc.br = readers.Get().(*bufio.Reader)
 	cc.br.Reset(cc.Conn)
 	cc.bw = writers.Get().(*bufio.Writer)
 	cc.bw.Reset(cc.Conn)
-	hijacked := false
+	hijacked := false // or handed over
 	defer func() {
 		s.forget(cc)
 		if !hijacked {
@@ -188,15 +196,28 @@ func (s *connServer) serve(cc *clientConn) {
 		cc.bw.Reset(nil)
 		writers.Put(cc.bw)
 	}()
-	for served := 0; ; served++ {
+	served := 0
+	if adopted {
+		served = 1
+	}
+	for ; ; served++ {
 		if served > 0 {
 			cc.state.Store(stateIdle)
+			if h := s.handoff.Load(); h != nil && s.handOver(h, cc) {
+				hijacked = true
+				return
+			}
 			// Draining, Drain's ticks keep this at its grace deadline.
 			cc.SetReadDeadline(s.idleDeadline())
 			if _, err := cc.br.Peek(1); err != nil {
+				if h := s.handoff.Load(); h != nil && isTimeout(err) && s.handOver(h, cc) {
+					hijacked = true // woken by HandOff
+				}
 				return // closed, idle too long, or idle past the drain's grace
 			}
+			cc.mu.Lock()
 			cc.state.Store(stateActive)
+			cc.mu.Unlock()
 		}
 		cc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout))
 		req, status, err := s.readRequest(cc)
@@ -211,7 +232,7 @@ func (s *connServer) serve(cc *clientConn) {
 		}
 		cc.SetReadDeadline(time.Now().Add(s.readTimeout)) // the body, if any
 		cc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-		if s.draining.Load() {
+		if s.draining.Load() && s.handoff.Load() == nil {
 			req.close = true // answer this one, then close between responses
 		}
 		keep, hj := s.p.handle(cc, req)

@@ -55,8 +55,9 @@ func tunnelClient(ctx context.Context, proxyAddr, target string, n *testenv.Tall
 
 // TestReloadLosesNoRequest: clients that do not retry (raw keep-alive
 // connections, absolute-form and through CONNECT tunnels) load the proxy
-// process while it gets 20 SIGHUPs; not one request may fail, and requests
-// go through during every hand-off.
+// process while it gets 20 SIGHUPs; not one request may fail, requests go
+// through during every hand-off, and the keep-alive connections are handed
+// from process to process, never closed: each client dials once.
 func TestReloadLosesNoRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 21 processes")
@@ -112,8 +113,11 @@ func TestReloadLosesNoRequest(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
-	t.Logf("absolute-form: %d ok, %d failed; tunneled: %d ok, %d failed (%d processes)",
-		plain.OK.Load(), plain.Failed.Load(), tunneled.OK.Load(), tunneled.Failed.Load(), len(seen)+1)
+	t.Logf("absolute-form: %d ok, %d failed on %d connections; tunneled: %d ok, %d failed (%d processes)",
+		plain.OK.Load(), plain.Failed.Load(), plain.Dials.Load(), tunneled.OK.Load(), tunneled.Failed.Load(), len(seen)+1)
+	if d := plain.Dials.Load(); d != 8 {
+		t.Errorf("the 8 keep-alive clients opened %d connections over 20 reloads, want 8: a connection was closed, not handed over", d)
+	}
 	for name, n := range map[string]*testenv.Tally{"absolute-form": &plain, "CONNECT": &tunneled} {
 		if n.Failed.Load() != 0 {
 			t.Errorf("%s: %d requests lost during reloads; first: %v", name, n.Failed.Load(), n.FirstError())

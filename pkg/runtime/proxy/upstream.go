@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/crawlctl/crawlctl/pkg/hotrestart"
 )
 
 // upstreams is a keep-alive pool of connections to destinations. A request
@@ -19,6 +21,8 @@ type upstreams struct {
 
 	mu   sync.Mutex
 	idle map[string][]*upConn
+	// handoff, once set, takes every connection put back (a reload).
+	handoff *hotrestart.Handoff
 }
 
 type upConn struct {
@@ -48,6 +52,11 @@ func (u *upstreams) get(ctx context.Context, addr string, timeout time.Duration)
 
 func (u *upstreams) put(addr string, c *upConn) {
 	u.mu.Lock()
+	if h := u.handoff; h != nil {
+		u.mu.Unlock()
+		u.send(h, addr, c)
+		return
+	}
 	if len(u.idle[addr]) < u.maxIdle {
 		u.idle[addr] = append(u.idle[addr], c)
 		u.mu.Unlock()
