@@ -93,7 +93,10 @@ func (p *Proxy) countRequest(method string, code int) { p.m.requests.inc(method,
 func (p *Proxy) forward(cc *clientConn, req request, addr, authority, path string, buf []byte) (code int, keep bool, err error) {
 	hasBody := req.chunked || req.contentLength > 0
 	for attempt := 0; ; attempt++ {
-		c, reused, err := p.up.get(context.Background(), addr, p.opts.DialTimeout)
+		// A retry dials afresh: the next pooled connection may be as
+		// stale as the one that failed (a pool idle for longer than the
+		// destination keeps connections, or handed over by a reload).
+		c, reused, err := p.up.get(context.Background(), addr, p.opts.DialTimeout, attempt > 0)
 		if err != nil {
 			return 0, false, err
 		}

@@ -31,10 +31,11 @@ type upConn struct {
 	bw *bufio.Writer
 }
 
-// get takes an idle connection to addr, or dials one within timeout.
-func (u *upstreams) get(ctx context.Context, addr string, timeout time.Duration) (*upConn, bool, error) {
+// get takes an idle connection to addr, or (or, fresh, always) dials one
+// within timeout.
+func (u *upstreams) get(ctx context.Context, addr string, timeout time.Duration, fresh bool) (*upConn, bool, error) {
 	u.mu.Lock()
-	if l := u.idle[addr]; len(l) > 0 {
+	if l := u.idle[addr]; len(l) > 0 && !fresh {
 		c := l[len(l)-1]
 		u.idle[addr] = l[:len(l)-1]
 		u.mu.Unlock()
