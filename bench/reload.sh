@@ -2,16 +2,17 @@
 # Hot restart under keep-alive load: wrk (which never retries) through
 # `crawlctl run proxy` while it gets 20 SIGHUPs, one a second, and the same
 # load and reloads on nginx (`nginx -s reload`, a reverse proxy in front of
-# the same backend), in one run. For each: requests/s without reloads,
-# requests/s during them, socket errors and non-2xx answers. Prints a
-# Markdown table.
-# Usage: bench/reload.sh [connections, default 32] [reloads, default 20]
+# the same backend), in one run. For each: pairs of runs back to back,
+# requests/s without reloads and during them, socket errors, non-2xx
+# answers and how busy each CPU was. Prints a Markdown table.
+# Usage: bench/reload.sh [connections, default 32] [reloads, default 20] [pairs, default 3]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 need_go
 apt_install wrk nginx util-linux
 CONNS=${1:-32}
 RELOADS=${2:-20}
+RUNS=${3:-3}
 DUR=$((RELOADS + 2))
 ROOT=$(repo_root)
 bench_workdir reloadbench
@@ -47,30 +48,56 @@ wrk.path = "http://127.0.0.1:$BACKEND/x"
 wrk.headers["Host"] = "127.0.0.1:$BACKEND"
 EOF
 
-# load NAME PORT LUA SECONDS RELOAD-COMMAND (empty: none) prints a table row.
+# cpu_busy N prints how busy CPU N was, in %, since the last call for it
+# (from /proc/stat: all but idle and iowait).
+declare -A CPU_LAST
+cpu_busy() {
+  local now; now=$(awk -v c="cpu$1" '$1 == c {t=0; for (i=2; i<=NF; i++) t+=$i; print t, $5+$6}' /proc/stat)
+  local last=${CPU_LAST[$1]:-$now}
+  CPU_LAST[$1]=$now
+  awk -v a="$last" -v b="$now" 'BEGIN {split(a, x, " "); split(b, y, " "); t = y[1]-x[1]; if (t <= 0) t = 1; printf "%d", 100*(t-(y[2]-x[2]))/t}'
+}
+
+# load PORT LUA RELOAD-COMMAND (empty: none) runs wrk for $DUR seconds,
+# reloading once a second from the first second, and sets RPS, SOCK (socket
+# errors), NON2XX and BUSY (CPU 0 / CPU 1 busy %).
 load() {
-  local out
-  taskset -c 0 wrk -t2 -c"$CONNS" -d"${4}s" ${3:+-s "$3"} "http://127.0.0.1:$2/" > "$WORK/wrk.out" 2>&1 &
+  cpu_busy 0 >/dev/null; cpu_busy 1 >/dev/null
+  taskset -c 0 wrk -t2 -c"$CONNS" -d"${DUR}s" ${2:+-s "$2"} "http://127.0.0.1:$1/" > "$WORK/wrk.out" 2>&1 &
   local wrk=$!
-  if [ -n "$5" ]; then
+  if [ -n "$3" ]; then
     sleep 1
-    for _ in $(seq "$RELOADS"); do eval "$5"; sleep 1; done
+    for _ in $(seq "$RELOADS"); do eval "$3"; sleep 1; done
   fi
   wait $wrk
-  out=$(cat "$WORK/wrk.out")
-  local rps sock non2xx
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  sock=$(awk '/Socket errors:/ {sub(/.*Socket errors: /, ""); print}' <<<"$out")
-  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
-  printf '| %s | %s | %s | %s | %s |\n' "$1" "${6:-none}" "$rps" "${sock:-0}" "${non2xx:-0}"
+  BUSY="$(cpu_busy 0)/$(cpu_busy 1)"
+  RPS=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$WORK/wrk.out")
+  SOCK=$(awk '/Socket errors:/ {sub(/.*Socket errors: /, ""); print}' "$WORK/wrk.out")
+  SOCK=${SOCK:-0}
+  NON2XX=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$WORK/wrk.out")
+  NON2XX=${NON2XX:-0}
 }
 proxy_hup='kill -HUP "$(cat "$WORK/proxy.pid")"'
 nginx_hup='nginx -c "$WORK/front/nginx.conf" -p "$WORK/front" -s reload'
+nginx_name="nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (reverse proxy)"
 
-step "wrk -t2 -c$CONNS, ${DUR}s: without reloads, then with $RELOADS reloads one a second (servers on CPU 1; wrk, backend on CPU 0)"
-echo "| server | reloads | requests/s | socket errors | non-2xx |"
-echo "|---|---|---|---|---|"
-load "crawlctl proxy" $PROXY "$WORK/absolute.lua" "$DUR" "" 
-load "crawlctl proxy" $PROXY "$WORK/absolute.lua" "$DUR" "$proxy_hup" "$RELOADS SIGHUP"
-load "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (reverse proxy)" $NGINX "" "$DUR" ""
-load "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (reverse proxy)" $NGINX "" "$DUR" "$nginx_hup" "$RELOADS nginx -s reload"
+# pairs NAME PORT LUA RELOAD-COMMAND: $RUNS pairs of runs, without reloads
+# then with them, each pair back to back so that the VM's drift between
+# minutes does not decide the ratio.
+pairs() {
+  local r without wbusy wsock
+  for r in $(seq "$RUNS"); do
+    load "$2" "$3" ""
+    without=$RPS wbusy=$BUSY wsock="$SOCK, $NON2XX"
+    load "$2" "$3" "$4"
+    printf '| %s | %d | %s | %s | %s%% | %s | %s | %s / %s |\n' "$1" "$r" "$without" "$RPS" \
+      "$(awk -v a="$without" -v b="$RPS" 'BEGIN {printf "%.0f", 100*b/a}')" "$wsock" "$SOCK, $NON2XX" "$wbusy" "$BUSY"
+  done
+}
+
+step "wrk -t2 -c$CONNS, ${DUR}s a run: $RUNS pairs without and with $RELOADS reloads one a second (servers on CPU 1; wrk, backend on CPU 0)"
+echo "| server | pair | requests/s without | with $RELOADS reloads | with/without | socket errors, non-2xx without | with | CPU 0/1 busy % without / with |"
+echo "|---|---|---|---|---|---|---|---|"
+pairs "crawlctl proxy (SIGHUP)" $PROXY "$WORK/absolute.lua" "$proxy_hup"
+pairs "$nginx_name (nginx -s reload)" $NGINX "" "$nginx_hup"
+step_done
