@@ -129,18 +129,26 @@ func (s *connServer) Drain(ctx context.Context) error {
 	}
 	s.idleUntil.Store(until.UnixNano())
 	s.draining.Store(true)
+	return s.untilGone(ctx, func(cc *clientConn) {
+		if cc.state.Load() == stateIdle && !cc.graced.Swap(true) {
+			// Idle since before the drain: its loop closes it if no
+			// request comes by then; one that comes is answered with
+			// Connection: close. (Connections going idle from now on
+			// take this deadline themselves.)
+			cc.SetReadDeadline(until)
+		}
+	})
+}
+
+// untilGone calls visit on every connection every 5 ms until none is left,
+// or closes the rest when ctx ends.
+func (s *connServer) untilGone(ctx context.Context, visit func(*clientConn)) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
 		for cc := range s.conns {
-			if cc.state.Load() == stateIdle && !cc.graced.Swap(true) {
-				// Idle since before the drain: its loop closes it if no
-				// request comes by then; one that comes is answered with
-				// Connection: close. (Connections going idle from now on
-				// take this deadline themselves.)
-				cc.SetReadDeadline(until)
-			}
+			visit(cc)
 		}
 		n := len(s.conns)
 		s.mu.Unlock()

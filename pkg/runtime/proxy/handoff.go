@@ -28,36 +28,16 @@ func (s *connServer) HandOff(ctx context.Context, h *hotrestart.Handoff) error {
 	s.draining.Store(true) // the listener is closed: Serve returns
 	s.p.up.handOff(h)
 	past := time.Unix(1, 0)
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		for cc := range s.conns {
-			// Wake an idle connection's loop from its wait for the next
-			// request; it hands itself over. Again every tick: the loop
-			// may have set its idle deadline after the last wake.
-			cc.mu.Lock()
-			if cc.state.Load() == stateIdle {
-				cc.SetReadDeadline(past)
-			}
-			cc.mu.Unlock()
+	return s.untilGone(ctx, func(cc *clientConn) {
+		// Wake an idle connection's loop from its wait for the next
+		// request; it hands itself over. Again every tick: the loop may
+		// have set its idle deadline after the last wake.
+		cc.mu.Lock()
+		if cc.state.Load() == stateIdle {
+			cc.SetReadDeadline(past)
 		}
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			for cc := range s.conns {
-				cc.Close()
-			}
-			s.mu.Unlock()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+		cc.mu.Unlock()
+	})
 }
 
 // handOver passes cc to the successor if nothing of it is left in this
