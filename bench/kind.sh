@@ -16,7 +16,8 @@ need_go
 apt_install jq bc
 RUNS=${1:-3}
 ROOT=$(repo_root)
-eval "$("$ROOT/scripts/kind-offline.sh")"
+kind_env=$("$ROOT/scripts/kind-offline.sh") # not in eval, which would hide its failure
+eval "$kind_env"
 bench_workdir kindbench
 build_crawlctl >/dev/null
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -tags crawlctl_runtime -o bin/crawlctl-runtime ./cmd/crawlctl) || die "runtime build failed"

@@ -41,25 +41,32 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/crawlctl/kind-offline"
 C="$CACHE/k8s-$K8S"
 BIN="$C/bin" IMG="$C/img" STAMPS="$C/stamps"
 mkdir -p "$BIN" "$IMG" "$STAMPS" "$C/src"
-MODCACHE=$(go env GOMODCACHE)
-KINDSRC="$MODCACHE/sigs.k8s.io/kind@$KIND"
 
 done_() { [ -e "$STAMPS/$1" ]; }
 mark() { touch "$STAMPS/$1"; }
 # gobuild builds with CGO off, trimmed, at low priority (the machine has two cores).
 gobuild() { nice -n 10 env CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -trimpath "$@"; }
+# moddir MODULE VERSION prints the module's directory in the module cache,
+# downloading it first when it is not there (a brand-new machine has none).
+moddir() {
+  local dir
+  dir=$(go mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] && [ -d "$dir" ] || die "the module proxy has no $1@$2 (GOPROXY=$(go env GOPROXY))"
+  echo "$dir"
+}
 # modsrc MODULE VERSION copies a module from the cache into a writable tree
 # and prints its path.
 modsrc() {
   local dst="$C/src/$(basename "$1")@$2"
   if [ ! -d "$dst" ]; then
     local dir
-    dir=$(go mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-    [ -n "$dir" ] || die "the module proxy has no $1@$2"
+    dir=$(moddir "$1" "$2")
     cp -r "$dir" "$dst.tmp" && chmod -R u+w "$dst.tmp" && mv "$dst.tmp" "$dst"
   fi
   echo "$dst"
 }
+# kind's base image files and node-image constants, read from its module.
+KINDSRC=$(moddir sigs.k8s.io/kind "$KIND")
 
 # --- Docker -------------------------------------------------------------
 
@@ -159,7 +166,7 @@ build_tools() {
   fi
   if ! done_ pause; then
     step "building pause (C, static)"
-    gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-0 -o "$BIN/pause" "$MODCACHE/k8s.io/kubernetes@$K8S/build/pause/linux/pause.c"
+    gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-0 -o "$BIN/pause" "$(moddir k8s.io/kubernetes "$K8S")/build/pause/linux/pause.c"
     strip "$BIN/pause"
     mark pause
   fi

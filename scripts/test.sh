@@ -19,7 +19,10 @@ need_node
 # The kind provider's end-to-end test creates a real kind cluster: a Docker
 # daemon (started when none answers) and a node image built here, both by
 # kind-offline.sh (cached: seconds when warm, about 25 minutes cold).
-eval "$("$(dirname "$0")/kind-offline.sh")"
+# (Assigned first: `eval "$(...)"` alone would hide its failure, and the
+# kind tests would skip instead of failing.)
+kind_env=$("$(dirname "$0")/kind-offline.sh")
+eval "$kind_env"
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))

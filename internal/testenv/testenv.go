@@ -29,12 +29,33 @@ func Require(t testing.TB, name string, candidates ...string) string {
 			return p
 		}
 	}
-	msg := fmt.Sprintf("%s is not installed (scripts/test.sh installs it)", name)
+	Missing(t, fmt.Sprintf("%s is not installed (scripts/test.sh installs it)", name))
+	return ""
+}
+
+// RequireEnv returns the values of the environment variables keys, or
+// skips (fails in CI) the test when one is unset; setter says what sets
+// them.
+func RequireEnv(t testing.TB, setter string, keys ...string) map[string]string {
+	t.Helper()
+	env := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if env[k] = os.Getenv(k); env[k] == "" {
+			Missing(t, fmt.Sprintf("%s is not set: %s", k, setter))
+		}
+	}
+	return env
+}
+
+// Missing skips the test for want of msg's prerequisite, or fails it in
+// CI, where scripts/test.sh provides every prerequisite and a skip would
+// hide that it did not.
+func Missing(t testing.TB, msg string) {
+	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return ""
 }
 
 // FreePort returns a loopback port that was free a moment ago.

@@ -27,10 +27,8 @@ import (
 // reuses nor deletes it; status reads it; down deletes it and leaves no
 // container or volume of its own.
 func TestRealKindCluster(t *testing.T) {
-	image := os.Getenv("CRAWLCTL_NODE_IMAGE")
-	if image == "" {
-		t.Skip("CRAWLCTL_NODE_IMAGE is not set: scripts/kind-offline.sh builds the node image and scripts/test.sh sets it")
-	}
+	image := testenv.RequireEnv(t, "scripts/kind-offline.sh builds the node image and scripts/test.sh sets it",
+		"CRAWLCTL_NODE_IMAGE")["CRAWLCTL_NODE_IMAGE"]
 	const name = "kind-e2e"
 	home := t.TempDir()
 	bin := testenv.Crawlctl(t)

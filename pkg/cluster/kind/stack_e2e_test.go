@@ -38,12 +38,8 @@ import (
 // accounting, every edge stored in PostgreSQL, the replicas and lag panels
 // non-empty, and the node container under its memory cap throughout.
 func TestStackOnKind(t *testing.T) {
-	env := map[string]string{}
-	for _, k := range []string{"CRAWLCTL_NODE_IMAGE", "CRAWLCTL_VALUES", "CRAWLCTL_KEDA_REPO", "CRAWLCTL_BROWSER_BASE"} {
-		if env[k] = os.Getenv(k); env[k] == "" {
-			t.Skipf("%s is not set: scripts/kind-offline.sh builds what this test runs and scripts/test.sh sets it", k)
-		}
-	}
+	testenv.RequireEnv(t, "scripts/kind-offline.sh builds what this test runs and scripts/test.sh sets it",
+		"CRAWLCTL_NODE_IMAGE", "CRAWLCTL_VALUES", "CRAWLCTL_KEDA_REPO", "CRAWLCTL_BROWSER_BASE")
 	const name = "kind-stack"
 	home := t.TempDir()
 	bin, rt := testenv.Crawlctl(t), testenv.CrawlctlRuntime(t)
