@@ -145,23 +145,27 @@ func TestUpKubeAgainstAPIServer(t *testing.T) {
 	}
 }
 
-// TestRuntimeBuildLeavesOutHelm builds the runtime build (-tags
+// TestRuntimeBuildLeavesOutProviders builds the runtime build (-tags
 // crawlctl_runtime), the binary of the stack's images: it links no Helm
-// SDK, and its deploying commands say which build to use instead.
-func TestRuntimeBuildLeavesOutHelm(t *testing.T) {
+// SDK and no local provider (whose Prometheus TSDB would cost every
+// component's start), and the commands that bring a stack up say which
+// build to use instead.
+func TestRuntimeBuildLeavesOutProviders(t *testing.T) {
 	bin := testenv.CrawlctlRuntime(t)
 	info, err := buildinfo.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range info.Deps {
-		if strings.HasPrefix(d.Path, "helm.sh/") {
+		if strings.HasPrefix(d.Path, "helm.sh/") || d.Path == "github.com/prometheus/prometheus" {
 			t.Errorf("the runtime build links %s %s", d.Path, d.Version)
 		}
 	}
 	for _, args := range [][]string{
 		{"up", "--provider", "kube", "--kubeconfig", "testdata/unreachable.kubeconfig"},
 		{"up", "--provider", "kube", "--dry-run", "-d", t.TempDir()},
+		{"up", "--provider", "local"},
+		{"run", "supervisor", "--state-dir", t.TempDir()},
 	} {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())

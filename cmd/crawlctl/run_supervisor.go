@@ -1,7 +1,6 @@
 package main
 
-// The local provider's supervisor: the one command that reaches a provider
-// package directly, as it is that provider's own process.
+// The local provider's supervisor, that provider's own process.
 
 import (
 	"context"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/crawlctl/crawlctl/pkg/cluster/local"
+	"github.com/crawlctl/crawlctl/pkg/cluster"
 )
 
 func newRunSupervisorCommand(a *app) *cobra.Command {
@@ -23,7 +22,7 @@ func newRunSupervisorCommand(a *app) *cobra.Command {
 			if dir == "" {
 				return usageErrorf("--state-dir is required (crawlctl up passes it)")
 			}
-			return local.RunSupervisor(ctx, dir, readyTimeout, log)
+			return cluster.RunSupervisor(ctx, dir, readyTimeout, log)
 		})
 	cmd.Flags().StringVar(&dir, "state-dir", "", "the stack's state directory (spec.json in, state.json and logs out)")
 	cmd.Flags().DurationVar(&readyTimeout, "ready-timeout", 0, "how long children get to answer /readyz, at start and after a reload (up passes its --timeout; default 1m)")

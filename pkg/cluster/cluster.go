@@ -13,7 +13,6 @@ import (
 	"log/slog"
 
 	"github.com/crawlctl/crawlctl/pkg/budget"
-	"github.com/crawlctl/crawlctl/pkg/cluster/local"
 	"github.com/crawlctl/crawlctl/pkg/stack"
 )
 
@@ -102,9 +101,9 @@ func New(name string, opts ...Option) (Provider, error) {
 		if r != nil {
 			return fromRecord(*r, o)
 		}
-		return local.New(name, local.WithPrinter(o.print))
+		return newLocal(name, o)
 	case stack.Local:
-		return local.New(name, local.WithPrinter(o.print))
+		return newLocal(name, o)
 	case stack.Kind, stack.Kube:
 		return newCluster(name, o)
 	default:
@@ -137,13 +136,13 @@ func Choose(ctx context.Context, name, provider string, plan *budget.Plan) (stri
 	if err != nil {
 		return "", "", err
 	}
-	st, err := local.ReadState(dir)
+	pid, err := localPID(dir)
 	switch {
 	case err == nil && !auto:
 		return "", "", stack.Usagef("stack %q runs on the local provider (supervisor pid %d): run `crawlctl down` first, or name another stack with --name",
-			name, st.PID)
+			name, pid)
 	case err == nil:
-		return stack.Local, fmt.Sprintf("stack %q is up on it (supervisor pid %d)", name, st.PID), nil
+		return stack.Local, fmt.Sprintf("stack %q is up on it (supervisor pid %d)", name, pid), nil
 	case !errors.Is(err, stack.ErrNotUp):
 		return "", "", err
 	case !auto:
