@@ -5,15 +5,15 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
-	// Mozilla's CA roots, used only where the host has none: the runtime
-	// image is FROM scratch, and a worker may crawl the real site over TLS.
-	_ "golang.org/x/crypto/x509roots/fallback"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
 )
 
 func main() {
@@ -33,3 +33,24 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	return exitCode(err)
 }
+
+// useFallbackRoots makes Mozilla's CA roots (x509roots' bundle) the roots
+// where the host has none: the runtime image is FROM scratch, and a worker
+// may crawl the real site over TLS. Only the worker calls it, where
+// importing x509roots/fallback would parse the bundle at every process's
+// start (1.4 ms and 0.7 MB, GODEBUG=inittrace=1), each hot restart's too.
+var useFallbackRoots = sync.OnceFunc(func() {
+	p := x509.NewCertPool()
+	for c := range bundle.Roots() {
+		cert, err := x509.ParseCertificate(c.Certificate)
+		if err != nil {
+			panic(fmt.Sprintf("x509roots bundle: %v", err))
+		}
+		if c.Constraint == nil {
+			p.AddCert(cert)
+		} else {
+			p.AddCertWithConstraint(cert, c.Constraint)
+		}
+	}
+	x509.SetFallbackRoots(p)
+})

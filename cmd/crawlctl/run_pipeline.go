@@ -40,6 +40,7 @@ func newRunWorkerCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			useFallbackRoots()
 			if _, set := os.LookupEnv("GOGC"); !set {
 				debug.SetGCPercent(gogc)
 			}
