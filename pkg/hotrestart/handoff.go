@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +23,30 @@ const envHandoff = "CRAWLCTL_HANDOFF_FD"
 // nothing happened: the socket itself moves, so a request already on the
 // wire waits in its receive queue for the new owner. Nothing is closed, no
 // client reconnects, and none can lose a request to the hand-off.
+//
+// Connections handed over at once go in one message (up to maxBatch): the
+// kernel queues at most net.unix.max_dgram_qlen (10 by default) messages
+// on the pair, so one message each would make the old process wait on the
+// new one's scheduling every ten connections.
 type Handoff struct {
 	c *net.UnixConn
+
+	mu       sync.Mutex
+	pending  *batch // what the next message carries
+	flushing bool   // a Send is writing messages
 }
+
+// batch is connections that go in one message, and how it went.
+type batch struct {
+	tags []string
+	fds  []int
+	done chan struct{}
+	err  error
+}
+
+// maxBatch is the most descriptors one message carries (the kernel's
+// SCM_MAX_FD is 253).
+const maxBatch = 250
 
 // HandingOff is a Serving that can pass its connections to the successor
 // instead of closing them one by one.
@@ -80,10 +103,14 @@ func inheritedHandoff() (*Handoff, error) {
 	return handoffFromFD(fd)
 }
 
-// Send passes c's socket to the successor under tag (at most 255 bytes)
-// and closes this process's descriptor of it. Nothing may be left in this
-// process's buffers of c: the successor reads on from the socket.
+// Send passes c's socket to the successor under tag (at most 255 bytes,
+// no newline) and closes this process's descriptor of it. Nothing may be
+// left in this process's buffers of c: the successor reads on from the
+// socket. Sends from many goroutines at once share messages.
 func (h *Handoff) Send(tag string, c net.Conn) error {
+	if len(tag) > 255 || strings.ContainsRune(tag, '\n') {
+		return fmt.Errorf("hand-off tag %q is too long or has a newline", tag)
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return errors.New("the connection has no descriptor to hand over")
@@ -92,23 +119,54 @@ func (h *Handoff) Send(tag string, c net.Conn) error {
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		_, _, serr = h.c.WriteMsgUnix([]byte(tag), unix.UnixRights(int(fd)), nil)
-	}); err != nil {
+	var fd int
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
 		return err
 	}
-	if serr != nil {
-		return fmt.Errorf("handing a connection over: %w", serr)
+	// c stays open until its message is written: fd stays c's.
+	if err := h.send(tag, fd); err != nil {
+		return fmt.Errorf("handing a connection over: %w", err)
 	}
 	return c.Close() // the successor holds the socket now
+}
+
+// send queues fd for the next message and returns once it is written. The
+// first sender writes messages until none is pending; the others wait for
+// theirs (group commit).
+func (h *Handoff) send(tag string, fd int) error {
+	h.mu.Lock()
+	if h.pending == nil {
+		h.pending = &batch{done: make(chan struct{})}
+	}
+	mine := h.pending
+	mine.tags, mine.fds = append(mine.tags, tag), append(mine.fds, fd)
+	if h.flushing {
+		h.mu.Unlock()
+		<-mine.done
+		return mine.err
+	}
+	h.flushing = true
+	for h.pending != nil {
+		b := h.pending
+		h.pending = nil
+		h.mu.Unlock()
+		for i := 0; i < len(b.fds) && b.err == nil; i += maxBatch {
+			j := min(i+maxBatch, len(b.fds))
+			_, _, b.err = h.c.WriteMsgUnix([]byte(strings.Join(b.tags[i:j], "\n")), unix.UnixRights(b.fds[i:j]...), nil)
+		}
+		close(b.done)
+		h.mu.Lock()
+	}
+	h.flushing = false
+	h.mu.Unlock()
+	return mine.err
 }
 
 // Receive adopts what the predecessor hands over, calling adopt for each
 // connection, until the predecessor closes its end.
 func (h *Handoff) Receive(adopt func(tag string, c net.Conn)) error {
-	buf := make([]byte, 256)
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	buf := make([]byte, maxBatch*256)
+	oob := make([]byte, unix.CmsgSpace(maxBatch*4))
 	for {
 		n, oobn, _, _, err := h.c.ReadMsgUnix(buf, oob)
 		if errors.Is(err, io.EOF) {
@@ -124,20 +182,25 @@ func (h *Handoff) Receive(adopt func(tag string, c net.Conn)) error {
 		if err != nil {
 			return fmt.Errorf("reading a handed-over connection: %w", err)
 		}
+		var fds []int
 		for _, m := range msgs {
-			fds, err := unix.ParseUnixRights(&m)
-			if err != nil {
+			if f, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, f...)
+			}
+		}
+		tags := strings.Split(string(buf[:n]), "\n")
+		for i, fd := range fds {
+			// The socket is ours alone now: FileConn may switch it as it
+			// likes.
+			f := os.NewFile(uintptr(fd), "conn")
+			if i >= len(tags) { // not what Send writes: not ours to serve
+				f.Close()
 				continue
 			}
-			for _, fd := range fds {
-				// The socket is ours alone now: FileConn may switch it as
-				// it likes.
-				f := os.NewFile(uintptr(fd), "conn")
-				c, err := net.FileConn(f)
-				f.Close()
-				if err == nil {
-					adopt(string(buf[:n]), c)
-				}
+			c, err := net.FileConn(f)
+			f.Close()
+			if err == nil {
+				adopt(tags[i], c)
 			}
 		}
 	}

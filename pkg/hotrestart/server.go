@@ -183,8 +183,10 @@ wait:
 	dctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
 	defer cancel()
 	if ho, ok := main.(HandingOff); ok && handoff != nil {
+		start := time.Now()
 		err = ho.HandOff(dctx, handoff)
 		handoff.Close()
+		log.Debug("handed the connections over", "took", time.Since(start))
 	} else {
 		err = main.Drain(dctx)
 	}
