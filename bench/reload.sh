@@ -78,7 +78,7 @@ load() {
   NON2XX=${NON2XX:-0}
 }
 proxy_hup='kill -HUP "$(cat "$WORK/proxy.pid")"'
-nginx_hup='nginx -c "$WORK/front/nginx.conf" -p "$WORK/front" -s reload'
+nginx_hup='nginx -c "$WORK/front/nginx.conf" -p "$WORK/front" -s reload 2>/dev/null'
 nginx_name="nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (reverse proxy)"
 
 # pairs NAME PORT LUA RELOAD-COMMAND: $RUNS pairs of runs, without reloads
