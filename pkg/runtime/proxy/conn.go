@@ -313,7 +313,7 @@ func (s *connServer) readRequest(cc *clientConn) (request, int, error) {
 	if !ok1 || !ok2 || len(m) == 0 || len(target) == 0 {
 		return req, http.StatusBadRequest, errors.New("malformed request line")
 	}
-	if !isToken(m) || bytes.ContainsFunc(target, isCTLOrSpace) {
+	if !isToken(m) || !noCTL(target, false) || bytes.IndexByte(target, ' ') >= 0 {
 		return req, http.StatusBadRequest, errors.New("malformed request line")
 	}
 	req.method, req.target = string(m), string(target)
@@ -521,7 +521,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, buf []byte) (int64, error
 		}
 		sizeStr, ext, _ := bytes.Cut(line, []byte(";"))
 		sizeStr = bytes.TrimRight(sizeStr, " \t") // BWS before an extension
-		if len(sizeStr) == 0 || len(sizeStr) > 15 || bytes.ContainsFunc(sizeStr, notHex) || bytes.ContainsFunc(ext, isCTL) {
+		if len(sizeStr) == 0 || len(sizeStr) > 15 || !allHex(sizeStr) || !noCTL(ext, false) {
 			return total, fmt.Errorf("%w: chunk size line %q", errChunk, line)
 		}
 		size, _ := strconv.ParseInt(string(sizeStr), 16, 64)
@@ -587,7 +587,7 @@ func chunkLine(src *bufio.Reader) ([]byte, error) {
 // holds no control character but HTAB (RFC 9110 5.1, 5.5): a bare CR or a
 // NUL would let the next hop read other headers than this proxy did.
 func validField(name, value []byte) bool {
-	return isToken(name) && !bytes.ContainsFunc(value, func(r rune) bool { return r != '\t' && isCTL(r) })
+	return isToken(name) && noCTL(value, true)
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token.
@@ -616,8 +616,25 @@ var tchar = func() (t [128]bool) {
 	return t
 }()
 
-func isCTL(r rune) bool        { return r < 0x20 || r == 0x7f }
-func isCTLOrSpace(r rune) bool { return isCTL(r) || r == ' ' }
-func notHex(r rune) bool {
-	return !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F')
+// noCTL reports whether b holds no control character (a tab is one unless
+// tab). Byte by byte, not rune by rune: it runs on every header line of
+// every request and response, and bytes from 0x80 up (obs-text) pass
+// either way.
+func noCTL(b []byte, tab bool) bool {
+	for _, c := range b {
+		if c < 0x20 && (c != '\t' || !tab) || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// allHex reports whether b is hex digits only.
+func allHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
