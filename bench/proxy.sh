@@ -18,8 +18,12 @@ BACKEND=18080
 # The backend: nginx answering a small body, on CPU 0.
 bench_backend $BACKEND
 
-step "building crawlctl"
-(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$WORK/crawlctl" ./cmd/crawlctl)
+# The runtime build, what the proxy's pods run (BENCH_BUILD=full: the build
+# users install, which also links the Helm SDK and client-go).
+tags=-tags=crawlctl_runtime
+[ "${BENCH_BUILD:-}" = full ] && tags=
+step "building crawlctl (${BENCH_BUILD:-runtime} build)"
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath $tags -o "$WORK/crawlctl" ./cmd/crawlctl)
 
 # crawlctl proxy
 GOMAXPROCS=1 taskset -c 1 "$WORK/crawlctl" run proxy -q --listen 127.0.0.1:13128 --admin-listen 127.0.0.1:0 \
