@@ -28,6 +28,16 @@ func Crawlctl(t testing.TB) string { return build(t, "") }
 // SDK), once per test process.
 func CrawlctlRuntime(t testing.TB) string { return build(t, "crawlctl_runtime") }
 
+// CrawlctlBench is the binary a benchmark of a runtime measures: the
+// runtime build, which the stack's pods run, or with BENCH_BUILD=full the
+// build users install (which links the Helm SDK and client-go too).
+func CrawlctlBench(t testing.TB) string {
+	if os.Getenv("BENCH_BUILD") == "full" {
+		return Crawlctl(t)
+	}
+	return CrawlctlRuntime(t)
+}
+
 func build(t testing.TB, tags string) string {
 	t.Helper()
 	binMu.Lock()

@@ -41,13 +41,7 @@ func BenchmarkWorker(b *testing.B) {
 
 func benchWorker(b *testing.B, concurrent int, cold bool) {
 	s := startStack(b, quietSim(), 32)
-	// The runtime build: the binary of the stack's images, which worker
-	// pods run; BENCH_BUILD=full measures the build users install, which
-	// links the Helm SDK too.
-	bin := testenv.CrawlctlRuntime(b)
-	if os.Getenv("BENCH_BUILD") == "full" {
-		bin = testenv.Crawlctl(b)
-	}
+	bin := testenv.CrawlctlBench(b) // the runtime build, as worker pods run
 	argv := []string{bin, "run", "worker", "-q",
 		"--kafka", strings.Join(s.brokers, ","), "--redis", s.redis, "--target", s.target.String(),
 		"--admin-listen", "127.0.0.1:0", "--concurrent-jobs", strconv.Itoa(concurrent)}

@@ -37,12 +37,14 @@ func echoServer(b *testing.B) net.Listener {
 // BenchmarkProxyTunnels opens 1,000 CONNECT tunnels through `crawlctl run
 // proxy` to a loopback echo server, checks each one echoes, and reports
 // the proxy's resident memory with all of them open (goal: ≤ 64 MiB; the
-// budget gives a proxy 384Mi). Run with -benchtime 1x: bench/proxy.sh does.
+// budget gives a proxy 384Mi), of the runtime build the proxy's pods run
+// (BENCH_BUILD=full: the build users install). Run with -benchtime 1x:
+// bench/proxy.sh does.
 func BenchmarkProxyTunnels(b *testing.B) {
 	const tunnels = 1000
 	echo := echoServer(b)
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
-	cmd := exec.Command(testenv.Crawlctl(b), "run", "proxy", "-q", "--listen", listen, "--admin-listen", "127.0.0.1:0",
+	cmd := exec.Command(testenv.CrawlctlBench(b), "run", "proxy", "-q", "--listen", listen, "--admin-listen", "127.0.0.1:0",
 		"--allow", echo.Addr().String())
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
