@@ -14,13 +14,16 @@ step "the tools the tests need (installed when missing)"
 apt_install redis-server postgresql chromium etcd-server
 need_node
 # The kind provider's deploy test installs into a real kube-apiserver,
-# built once from the pinned k8s.io/kubernetes module.
+# built once from the pinned k8s.io/kubernetes module. (Each script gets a
+# step of its own here, so that its lines time all of it.)
+step "kube-apiserver (scripts/kube-apiserver.sh)"
 "$(dirname "$0")/kube-apiserver.sh" >/dev/null
 # The kind provider's end-to-end test creates a real kind cluster: a Docker
 # daemon (started when none answers) and a node image built here, both by
 # kind-offline.sh (cached: seconds when warm, about 35 minutes cold).
 # (Assigned first: `eval "$(...)"` alone would hide its failure, and the
 # kind tests would skip instead of failing.)
+step "Docker and the kind node image (scripts/kind-offline.sh)"
 kind_env=$("$(dirname "$0")/kind-offline.sh")
 eval "$kind_env"
 
