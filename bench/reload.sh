@@ -81,23 +81,35 @@ proxy_hup='kill -HUP "$(cat "$WORK/proxy.pid")"'
 nginx_hup='nginx -c "$WORK/front/nginx.conf" -p "$WORK/front" -s reload 2>/dev/null'
 nginx_name="nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (reverse proxy)"
 
-# pairs NAME PORT LUA RELOAD-COMMAND: $RUNS pairs of runs, without reloads
-# then with them, each pair back to back so that the VM's drift between
-# minutes does not decide the ratio.
+# pairs NAME PORT LUA RELOAD-COMMAND: $RUNS pairs of runs, each pair back
+# to back so that the VM's drift between minutes does not decide the
+# ratio, and in alternating order (odd pairs without reloads first, even
+# ones with them first) so that neither side always gets the warmer or the
+# later minute.
 pairs() {
-  local r without wbusy wsock
+  local r without wbusy wsock with busy sock first
   for r in $(seq "$RUNS"); do
-    load "$2" "$3" ""
-    without=$RPS wbusy=$BUSY wsock="$SOCK, $NON2XX"
-    load "$2" "$3" "$4"
-    printf '| %s | %d | %s | %s | %s%% | %s | %s | %s / %s |\n' "$1" "$r" "$without" "$RPS" \
-      "$(awk -v a="$without" -v b="$RPS" 'BEGIN {printf "%.0f", 100*b/a}')" "$wsock" "$SOCK, $NON2XX" "$wbusy" "$BUSY"
+    if [ $((r % 2)) = 1 ]; then
+      first=without
+      load "$2" "$3" ""
+      without=$RPS wbusy=$BUSY wsock="$SOCK, $NON2XX"
+      load "$2" "$3" "$4"
+      with=$RPS busy=$BUSY sock="$SOCK, $NON2XX"
+    else
+      first=with
+      load "$2" "$3" "$4"
+      with=$RPS busy=$BUSY sock="$SOCK, $NON2XX"
+      load "$2" "$3" ""
+      without=$RPS wbusy=$BUSY wsock="$SOCK, $NON2XX"
+    fi
+    printf '| %s | %d | %s | %s | %s | %s%% | %s | %s | %s / %s |\n' "$1" "$r" "$first" "$without" "$with" \
+      "$(awk -v a="$without" -v b="$with" 'BEGIN {printf "%.0f", 100*b/a}')" "$wsock" "$sock" "$wbusy" "$busy"
   done
 }
 
 step "wrk -t2 -c$CONNS, ${DUR}s a run: $RUNS pairs without and with $RELOADS reloads one a second (servers on CPU 1; wrk, backend on CPU 0)"
-echo "| server | pair | requests/s without | with $RELOADS reloads | with/without | socket errors, non-2xx without | with | CPU 0/1 busy % without / with |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| server | pair | first | requests/s without | with $RELOADS reloads | with/without | socket errors, non-2xx without | with | CPU 0/1 busy % without / with |"
+echo "|---|---|---|---|---|---|---|---|---|"
 pairs "crawlctl proxy (SIGHUP)" $PROXY "$WORK/absolute.lua" "$proxy_hup"
 pairs "$nginx_name (nginx -s reload)" $NGINX "" "$nginx_hup"
 step_done
