@@ -132,10 +132,12 @@ func (s *Server) Run(ctx context.Context) error {
 	// A predecessor may hand its connections over: adopt them, if this
 	// server can, and say so when ready.
 	adopts := false
+	adopted := make(chan struct{}) // closed once the predecessor is done
 	if h := ls.Handoff(); h != nil {
 		if ho, ok := main.(HandingOff); ok {
 			adopts = true
 			go func() {
+				defer close(adopted)
 				if err := h.Receive(ho.Adopt); err != nil {
 					log.Warn("adopting the previous process's connections", "err", err)
 				}
@@ -144,6 +146,9 @@ func (s *Server) Run(ctx context.Context) error {
 		} else {
 			h.Close()
 		}
+	}
+	if !adopts {
+		close(adopted)
 	}
 	if err := ready(adopts); err != nil {
 		log.Warn("telling the previous process we are ready", "err", err)
@@ -182,13 +187,28 @@ wait:
 	ls.Close()
 	dctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
 	defer cancel()
+	// The predecessor may still be handing connections over (one was
+	// answering a request when it began): this process is not done, nor
+	// its own successor's hand-off, until those came and went on too;
+	// else the predecessor would hand them to nobody and close them.
+	drain := main.Drain
 	if ho, ok := main.(HandingOff); ok && handoff != nil {
-		start := time.Now()
-		err = ho.HandOff(dctx, handoff)
+		drain = func(ctx context.Context) error { return ho.HandOff(ctx, handoff) }
+	}
+	start := time.Now()
+	err = drain(dctx)
+	select {
+	case <-adopted:
+	default:
+		select {
+		case <-adopted:
+		case <-dctx.Done():
+		}
+		err = errors.Join(err, drain(dctx)) // what came since
+	}
+	if handoff != nil {
 		handoff.Close()
 		log.Debug("handed the connections over", "took", time.Since(start))
-	} else {
-		err = main.Drain(dctx)
 	}
 	if werr := s.Sessions.Wait(dctx); werr != nil {
 		log.Warn("drain deadline passed; closing live sessions", "sessions", s.Sessions.Len())
