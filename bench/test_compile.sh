@@ -10,7 +10,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 need_go
 cd "$(repo_root)"
 bench_workdir testcompile
-helm_pkgs=$(go list -f '{{.ImportPath}} {{join .Deps " "}}' ./... | awk '/ helm\.sh\/helm\/v3[\/ ]/ {print $1}')
+helm_pkgs=$(helm_packages)
 race_pkgs=$(go list ./... | grep -vxF "$helm_pkgs")
 export GOCACHE=$WORK/race
 t=$SECONDS; CGO_ENABLED=0 go vet -trimpath ./...

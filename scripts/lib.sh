@@ -113,3 +113,9 @@ build_crawlctl() {
     -ldflags "-s -w -X $pkg.Version=dev-$commit -X $pkg.Commit=$commit -X $pkg.Date=$date" \
     -o bin/crawlctl ./cmd/crawlctl) || die "build failed"
 }
+
+# helm_packages prints the import paths of this module's packages that link
+# the Helm SDK (test.sh runs their tests without -race).
+helm_packages() {
+  go list -f '{{.ImportPath}} {{join .Deps " "}}' ./... | awk '/ helm\.sh\/helm\/v3[\/ ]/ {print $1}'
+}

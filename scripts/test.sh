@@ -54,7 +54,7 @@ goreleaser=$(go_tool goreleaser github.com/goreleaser/goreleaser/v2@v2.16.0)
 # wait on those. They run without it, built as vet built them, so they reuse
 # its compiled packages. (client-go is still race-compiled: the local
 # provider and the metrics store link it.)
-helm_pkgs=$(go list -f '{{.ImportPath}} {{join .Deps " "}}' ./... | awk '/ helm\.sh\/helm\/v3[\/ ]/ {print $1}')
+helm_pkgs=$(helm_packages)
 [ -n "$helm_pkgs" ] || die "go list found no package that links the Helm SDK"
 race_pkgs=$(go list ./... | grep -vxF "$helm_pkgs")
 
