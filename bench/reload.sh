@@ -6,10 +6,14 @@
 # requests/s without reloads and during them, socket errors, non-2xx
 # answers and how busy each CPU was. Prints a Markdown table.
 # Usage: bench/reload.sh [connections, default 32] [reloads, default 20] [pairs, default 3]
+# PERF=1 also samples CPU 1 (the servers') with `perf record -e cpu-clock`
+# during each run and prints on stderr where its time went (kernel, the
+# server's own code, vDSO): what a reload costs beside the run-to-run noise.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 need_go
 apt_install wrk nginx util-linux
+[ "${PERF:-0}" = 1 ] && apt_install linux-perf
 CONNS=${1:-32}
 RELOADS=${2:-20}
 RUNS=${3:-3}
@@ -64,12 +68,20 @@ cpu_busy() {
 load() {
   cpu_busy 0 >/dev/null; cpu_busy 1 >/dev/null
   taskset -c 0 wrk -t2 -c"$CONNS" -d"${DUR}s" ${2:+-s "$2"} "http://127.0.0.1:$1/" > "$WORK/wrk.out" 2>&1 &
-  local wrk=$!
+  local wrk=$! perf=
+  if [ "${PERF:-0}" = 1 ]; then
+    perf record -q -e cpu-clock -C 1 -o "$WORK/perf.data" -- sleep "$DUR" 2>/dev/null & perf=$!
+  fi
   if [ -n "$3" ]; then
     sleep 1
     for _ in $(seq "$RELOADS"); do eval "$3"; sleep 1; done
   fi
   wait $wrk
+  if [ -n "$perf" ]; then
+    wait $perf || true
+    printf '    CPU 1 on port %s, %s reloads: %s\n' "$1" "$([ -n "$3" ] && echo with || echo without)" \
+      "$(perf report -i "$WORK/perf.data" --stdio --sort dso 2>/dev/null | awk '/^ +[0-9.]+%/ && n++ < 4 {printf "%s %s; ", $2, $1}')" >&2
+  fi
   BUSY="$(cpu_busy 0)/$(cpu_busy 1)"
   RPS=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$WORK/wrk.out")
   SOCK=$(awk '/Socket errors:/ {sub(/.*Socket errors: /, ""); print}' "$WORK/wrk.out")
